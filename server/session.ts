@@ -1,0 +1,463 @@
+// One client session ↔ one backend connection.
+//
+// The session terminates the client's protocol: every frontend message is framed (strict lengths) and
+// dispatched by type. With no StatementHandler hooks installed the steady state is a relay of raw framed
+// buffers in both directions (no re-encoding); every statement text is still parsed with libpg-query
+// through the shared cache. The StatementHandler below is the seam later issues plug into.
+import type net from 'node:net';
+import type { Logger } from 'pino';
+import { Backend, connectBackend, describeTarget, sendCancel, type BackendTarget, type InternalResult } from './backend.ts';
+import { Framer, MAX_MESSAGE_SIZE, ProtocolViolation } from './protocol/framer.ts';
+import {
+  B, F, FRONTEND_TYPES, ErrorResponse, decodeParse, decodeQuery, decodeTarget,
+  type ParseMessage, type TransactionStatus,
+} from './protocol/messages.ts';
+import { serialize } from 'pg-protocol';
+import { parseStatement, type ParseResult } from '../sql/parse.ts';
+
+// ---------------------------------------------------------------- hook interface
+
+/** A statement prepared by the client with Parse ('' = the unnamed statement). */
+export interface PreparedStatement extends ParseMessage {
+  parsed: ParseResult;
+}
+
+/** What a hook may do with a frontend message. `undefined` = forward it unchanged (the fast path). */
+export type FrontendAction =
+  | undefined
+  | void
+  /** Send these frontend messages to Postgres instead (rewrite; may be empty to drop the message). */
+  | { forward: Buffer[] }
+  /**
+   * Answer here: these backend messages go to the client once every earlier response has been
+   * delivered; nothing is sent to Postgres. `readyForQuery` (default: true for Query/Sync, false
+   * otherwise) appends ReadyForQuery with the session's current transaction status.
+   */
+  | { respond: Buffer[]; readyForQuery?: boolean };
+
+/** Hooks may be asynchronous; client messages after it wait (order is preserved). */
+export type MaybePromise<T> = T | Promise<T>;
+
+export interface SessionContext {
+  readonly id: number;
+  /** StartupMessage parameters (user, database, application_name, options, …). */
+  readonly params: Readonly<Record<string, string>>;
+  readonly transactionStatus: TransactionStatus;
+  readonly preparedStatements: ReadonlyMap<string, PreparedStatement>;
+  readonly log: Logger;
+  /** Send backend messages to the client, ordered after all responses still owed. */
+  respond(frames: Buffer[], readyForQuery?: boolean): void;
+  /** Run a query on this session's own backend connection between client messages. */
+  query(text: string): Promise<InternalResult>;
+}
+
+/**
+ * Per-session interception points. Every member is optional; a missing hook costs nothing.
+ * Frames are complete protocol messages (type byte + length + body) as raw Buffers; use the decoders
+ * in server/protocol/messages.ts (decodeBind, decodeRowDescription, …) when a hook needs the fields.
+ */
+export interface StatementHandler {
+  /** Simple Query, after parsing with libpg-query (parse failures are passed through to Postgres). */
+  onQuery?(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): MaybePromise<FrontendAction>;
+  /** Parse (extended protocol): statement name, text, parameter types. */
+  onParse?(ctx: SessionContext, p: PreparedStatement & { frame: Buffer }): MaybePromise<FrontendAction>;
+  onBind?(ctx: SessionContext, frame: Buffer): MaybePromise<FrontendAction>;
+  onDescribe?(ctx: SessionContext, frame: Buffer): MaybePromise<FrontendAction>;
+  onExecute?(ctx: SessionContext, frame: Buffer): MaybePromise<FrontendAction>;
+  onClose?(ctx: SessionContext, frame: Buffer): MaybePromise<FrontendAction>;
+  onSync?(ctx: SessionContext, frame: Buffer): MaybePromise<FrontendAction>;
+  /** CopyData/CopyDone/CopyFail from the client (COPY FROM STDIN). */
+  onCopy?(ctx: SessionContext, frame: Buffer): MaybePromise<FrontendAction>;
+  /**
+   * Every backend message bound for the client (RowDescription, DataRow, ParameterDescription, CopyData…).
+   * Return undefined to keep it, null to drop it, or replacement message(s).
+   */
+  onBackendMessage?(ctx: SessionContext, frame: Buffer): Buffer | Buffer[] | null | undefined;
+  /** The session ended (either side closed). */
+  onSessionEnd?(ctx: SessionContext): void;
+}
+
+export type StatementHandlerFactory = (ctx: SessionContext) => StatementHandler | undefined;
+
+// ---------------------------------------------------------------- session
+
+export interface SessionOptions {
+  id: number;
+  params: Record<string, string>;
+  target: BackendTarget;
+  log: Logger;
+  handlerFactory?: StatementHandlerFactory;
+  /** Register/unregister the cancel key so CancelRequests can be routed to this session's backend. */
+  onBackendKey(session: Session, processId: number, secretKey: Buffer): void;
+  onEnd(session: Session): void;
+  maxMessageSize?: number;
+}
+
+type Phase = 'connecting' | 'auth' | 'ready' | 'closed';
+
+const AUTH_NEEDS_RESPONSE = new Set([2, 3, 5, 7, 8, 9, 10, 11]);
+/** Client messages pipelined before ReadyForQuery are held up to this many bytes. */
+const MAX_EARLY_BYTES = 1 << 20;
+
+export class Session implements SessionContext {
+  readonly id: number;
+  readonly params: Record<string, string>;
+  readonly log: Logger;
+  readonly preparedStatements = new Map<string, PreparedStatement>();
+  private readonly framer: Framer;
+  private backend: Backend | null = null;
+  private handler: StatementHandler | undefined;
+  private phase: Phase = 'connecting';
+  private awaitingAuthResponse = false;
+  private early: Buffer[] = [];
+  private earlyBytes = 0;
+  private blocked = false;
+  private ended = false;
+
+  constructor(
+    readonly client: net.Socket,
+    private readonly opts: SessionOptions,
+    initial: Buffer,
+  ) {
+    this.id = opts.id;
+    this.params = opts.params;
+    this.log = opts.log;
+    this.framer = new Framer(true, opts.maxMessageSize ?? MAX_MESSAGE_SIZE);
+    if (initial.length) this.framer.push(initial);
+    client.on('data', (chunk: Buffer) => {
+      this.framer.push(chunk);
+      this.pump();
+    });
+    client.on('error', (err) => this.clientGone(err));
+    client.on('close', () => this.clientGone());
+    client.on('drain', () => this.backend?.socket.resume());
+  }
+
+  get transactionStatus(): TransactionStatus {
+    return this.backend?.txStatus ?? 'I';
+  }
+
+  get target(): BackendTarget {
+    return this.opts.target;
+  }
+
+  get backendProcessId(): number {
+    return this.backend?.processId ?? 0;
+  }
+
+  respond(frames: Buffer[], readyForQuery = false): void {
+    this.backend?.respond(frames, readyForQuery);
+  }
+
+  query(text: string): Promise<InternalResult> {
+    if (!this.backend) return Promise.reject(new Error('no backend connection'));
+    return this.backend.query(text);
+  }
+
+  /** Connects to Postgres and relays the startup/authentication exchange. */
+  async start(): Promise<void> {
+    let sock: net.Socket;
+    try {
+      sock = await connectBackend(this.opts.target);
+    } catch (err) {
+      this.log.warn({ err, target: describeTarget(this.opts.target) }, 'cannot connect to PostgreSQL');
+      this.fatal('08006', `could not connect to PostgreSQL: ${(err as Error).message}`);
+      return;
+    }
+    if (this.ended) {
+      sock.destroy();
+      return;
+    }
+    const backend = new Backend(sock, this.opts.target, {
+      toClient: (frames) => this.toClient(frames),
+      backendClosed: (err) => this.backendGone(err),
+    });
+    this.backend = backend;
+    sock.on('drain', () => this.client.resume());
+    this.phase = 'auth';
+    // The client's own startup parameters: Postgres decides roles, pg_hba and privileges.
+    backend.write(serialize.startup(this.params));
+    this.handler = this.opts.handlerFactory?.(this);
+    this.pump();
+  }
+
+  // ------------------------------------------------------------ backend → client
+
+  private toClient(frames: Buffer[]): void {
+    if (this.phase !== 'ready') this.watchStartup(frames);
+    const h = this.handler?.onBackendMessage;
+    if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, frames);
+    if (this.ended || frames.length === 0) return;
+    let ok = true;
+    // Merge views that are contiguous in the same receive buffer into one write.
+    let cur = frames[0];
+    let start = cur.byteOffset;
+    let end = start + cur.length;
+    let ab = cur.buffer;
+    const n = frames.length;
+    if (n > 1) this.client.cork();
+    for (let i = 1; i < n; i++) {
+      const f = frames[i];
+      if (f.buffer === ab && f.byteOffset === end) {
+        end += f.length;
+        continue;
+      }
+      ok = this.client.write(Buffer.from(ab, start, end - start)) && ok;
+      cur = f;
+      ab = f.buffer;
+      start = f.byteOffset;
+      end = start + f.length;
+    }
+    ok = this.client.write(Buffer.from(ab, start, end - start)) && ok;
+    if (n > 1) this.client.uncork();
+    if (!ok) this.backend?.socket.pause(); // resumed on the client's 'drain'
+  }
+
+  private applyBackendHook(h: NonNullable<StatementHandler['onBackendMessage']>, frames: Buffer[]): Buffer[] {
+    const out: Buffer[] = [];
+    for (const f of frames) {
+      const r = h.call(this.handler, this, f);
+      if (r === undefined) out.push(f);
+      else if (r === null) continue;
+      else if (Array.isArray(r)) out.push(...r);
+      else out.push(r);
+    }
+    return out;
+  }
+
+  private watchStartup(frames: Buffer[]): void {
+    for (const f of frames) {
+      switch (f[0]) {
+        case B.Authentication: {
+          const code = f.readInt32BE(5);
+          this.awaitingAuthResponse = AUTH_NEEDS_RESPONSE.has(code);
+          break;
+        }
+        case B.BackendKeyData: {
+          const pid = f.readInt32BE(5);
+          const secret = Buffer.from(f.subarray(9));
+          this.backend!.processId = pid;
+          this.backend!.secretKey = secret;
+          this.opts.onBackendKey(this, pid, secret);
+          break;
+        }
+        case B.ErrorResponse:
+          // Startup failed (bad password, unknown database…): the client gets Postgres's error verbatim.
+          this.phase = 'closed';
+          break;
+        case B.ReadyForQuery:
+          this.phase = 'ready';
+          this.log.debug({ user: this.params.user, database: this.params.database, backendPid: this.backend!.processId }, 'session ready');
+          queueMicrotask(() => this.releaseEarly());
+          break;
+      }
+    }
+  }
+
+  private releaseEarly(): void {
+    if (this.early.length === 0) return;
+    const early = this.early;
+    this.early = [];
+    this.earlyBytes = 0;
+    const rest = this.framer.drain();
+    for (const e of early) this.framer.push(e);
+    if (rest.length) this.framer.push(rest);
+    this.pump();
+  }
+
+  // ------------------------------------------------------------ client → backend
+
+  private pump(): void {
+    if (this.blocked || this.ended || this.phase === 'connecting') return;
+    const out: Buffer[] = [];
+    let f: Buffer | null;
+    try {
+      while ((f = this.framer.next()) !== null) {
+        const t = f[0];
+        if (!FRONTEND_TYPES.has(t)) throw new ProtocolViolation(`invalid frontend message type ${t}`);
+        if (this.phase !== 'ready') {
+          if (t === F.PasswordMessage && this.awaitingAuthResponse) {
+            // Relayed verbatim (PasswordMessage / SASLInitialResponse / SASLResponse): Postgres authenticates.
+            this.awaitingAuthResponse = false;
+            out.push(f);
+          } else if (t === F.Terminate) {
+            this.end();
+            return;
+          } else if (t === F.PasswordMessage) {
+            throw new ProtocolViolation('unexpected password message');
+          } else {
+            // Pipelined before ReadyForQuery: hold until the session is ready.
+            this.earlyBytes += f.length;
+            if (this.earlyBytes > MAX_EARLY_BYTES) throw new ProtocolViolation('too much data before authentication completed');
+            this.early.push(Buffer.from(f));
+          }
+          continue;
+        }
+        if (t === F.Terminate) {
+          this.flushToBackend(out);
+          this.end();
+          return;
+        }
+        const action = this.dispatch(t, f);
+        if (action === undefined) {
+          out.push(f);
+          this.backend!.expect(t);
+        } else if (typeof (action as Promise<FrontendAction>).then === 'function') {
+          this.flushToBackend(out);
+          out.length = 0;
+          this.blocked = true;
+          this.client.pause();
+          const frame = Buffer.from(f);
+          (action as Promise<FrontendAction>).then(
+            (a) => {
+              if (this.ended) return;
+              const o: Buffer[] = [];
+              this.apply(t, frame, a, o);
+              this.flushToBackend(o);
+              this.blocked = false;
+              this.client.resume();
+              this.pump();
+            },
+            (err) => {
+              this.log.error({ err }, 'statement handler failed');
+              this.fatal('XX000', `internal error in Winnow: ${(err as Error).message}`);
+            },
+          );
+          return;
+        } else {
+          this.apply(t, f, action as FrontendAction, out);
+        }
+      }
+    } catch (err) {
+      if (err instanceof ProtocolViolation) {
+        this.log.info({ reason: err.message }, 'protocol violation; closing connection');
+        this.fatal(err.code, err.message);
+      } else {
+        this.log.warn({ err }, 'malformed message; closing connection');
+        this.fatal('08P01', `invalid message: ${(err as Error).message}`);
+      }
+      return;
+    }
+    this.flushToBackend(out);
+  }
+
+  private apply(t: number, f: Buffer, action: FrontendAction, out: Buffer[]): void {
+    if (action === undefined) {
+      out.push(f);
+      this.backend!.expect(t);
+    } else if ('forward' in action) {
+      for (const m of action.forward) {
+        out.push(m);
+        this.backend!.expect(m[0]);
+      }
+    } else {
+      this.backend!.respond(action.respond, action.readyForQuery ?? (t === F.Query || t === F.Sync));
+    }
+  }
+
+  /** Hooks for each message type; returns undefined (forward as is) on the fast path. */
+  private dispatch(t: number, f: Buffer): MaybePromise<FrontendAction> | undefined {
+    const h = this.handler;
+    switch (t) {
+      case F.Query: {
+        const text = decodeQuery(f);
+        const parsed = parseStatement(text);
+        return h?.onQuery ? (h.onQuery(this, { text, parsed, frame: f }) ?? undefined) : undefined;
+      }
+      case F.Parse: {
+        const p = decodeParse(f);
+        const stmt: PreparedStatement = { ...p, parsed: parseStatement(p.text) };
+        this.preparedStatements.set(p.name, stmt);
+        return h?.onParse ? (h.onParse(this, { ...stmt, frame: f }) ?? undefined) : undefined;
+      }
+      case F.Close: {
+        const c = decodeTarget(f);
+        if (c.target === 'S') this.preparedStatements.delete(c.name);
+        return h?.onClose ? (h.onClose(this, f) ?? undefined) : undefined;
+      }
+      case F.Bind:
+        return h?.onBind ? (h.onBind(this, f) ?? undefined) : undefined;
+      case F.Describe:
+        return h?.onDescribe ? (h.onDescribe(this, f) ?? undefined) : undefined;
+      case F.Execute:
+        return h?.onExecute ? (h.onExecute(this, f) ?? undefined) : undefined;
+      case F.Sync:
+        return h?.onSync ? (h.onSync(this, f) ?? undefined) : undefined;
+      case F.CopyData:
+      case F.CopyDone:
+      case F.CopyFail:
+        return h?.onCopy ? (h.onCopy(this, f) ?? undefined) : undefined;
+      case F.Flush:
+      case F.FunctionCall:
+        return undefined;
+      default:
+        // PasswordMessage after authentication, or anything else out of protocol order.
+        throw new ProtocolViolation(`invalid frontend message type ${t}`);
+    }
+  }
+
+  private flushToBackend(out: Buffer[]): void {
+    if (out.length === 0 || !this.backend) return;
+    let ok = true;
+    if (out.length === 1) ok = this.backend.write(out[0]);
+    else {
+      // Coalesce the batch (usually a handful of small messages, e.g. Parse/Bind/Describe/Execute/Sync).
+      ok = this.backend.write(Buffer.concat(out));
+    }
+    if (!ok) this.client.pause(); // resumed on the backend socket's 'drain'
+  }
+
+  // ------------------------------------------------------------ shutdown
+
+  /** Sends a FATAL ErrorResponse (where the protocol allows) and closes both sides. */
+  fatal(code: string, message: string): void {
+    if (this.ended) return;
+    try {
+      this.client.write(ErrorResponse({ severity: 'FATAL', code, message }));
+    } catch {
+      /* socket already gone */
+    }
+    this.end();
+  }
+
+  private clientGone(err?: Error): void {
+    if (this.ended) return;
+    if (err) this.log.debug({ err: err.message }, 'client connection error');
+    const b = this.backend;
+    // A query still running would keep the backend busy after we hang up: cancel it first.
+    if (b && !b.closed && b.pending > 0 && b.processId) {
+      sendCancel(b.target, b.processId, b.secretKey).catch(() => {});
+    }
+    this.end();
+  }
+
+  private backendGone(err?: Error): void {
+    if (this.ended) return;
+    if (err) this.log.debug({ err: err.message }, 'backend connection error');
+    this.end();
+  }
+
+  /** Closes both sides exactly once. */
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.phase = 'closed';
+    this.backend?.terminate();
+    this.client.end();
+    // Do not wait forever on a client that stops reading.
+    setTimeout(() => this.client.destroy(), 5000).unref();
+    try {
+      this.handler?.onSessionEnd?.(this);
+    } catch (err) {
+      this.log.error({ err }, 'onSessionEnd failed');
+    }
+    this.opts.onEnd(this);
+  }
+
+  /** Forcibly closes both sides (server shutdown). */
+  destroy(): void {
+    this.end();
+    this.backend?.destroy();
+    this.client.destroy();
+  }
+}
