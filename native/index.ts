@@ -1,0 +1,246 @@
+// Winnow's native filter/refine vector index (HAKES-style: reduced-dimension IVF +
+// 4-bit fast-scan PQ filter stage, exact refine on stored vectors). This module is
+// the only entry point other packages should import; the .node addon is built by
+// `npm ci` (root install script) into native/build/Release.
+import { createRequire } from 'node:module';
+import os from 'node:os';
+
+const require = createRequire(import.meta.url);
+
+/** Raw addon surface; not part of the public API. */
+interface NativeResult {
+  ids: BigInt64Array;
+  distances: Float32Array;
+}
+interface NativeSearchOpts {
+  k: number;
+  nprobe: number;
+  kFactor: number;
+  threads: number;
+  filter?: BigInt64Array;
+}
+interface NativeIndexHandle {
+  isTrained(): boolean;
+  size(): number;
+  config(): { dim: number; metric: Metric; reducedDim: number; nlist: number; vectorStorage: 'float32' | 'float16'; seed: number };
+  train(sample: Float32Array, progress: ((phase: string, done: number, total: number) => void) | undefined, threads: number): Promise<void>;
+  add(ids: BigInt64Array, vectors: Float32Array, threads: number): Promise<void>;
+  addSync(ids: BigInt64Array, vectors: Float32Array): void;
+  remove(ids: BigInt64Array): number;
+  search(query: Float32Array, opts: NativeSearchOpts): NativeResult;
+  searchBatch(queries: Float32Array, opts: NativeSearchOpts): Promise<NativeResult>;
+  bruteForce(queries: Float32Array, opts: NativeSearchOpts): Promise<NativeResult>;
+  compact(): Promise<void>;
+  save(dir: string): Promise<void>;
+  stats(): IndexStats;
+  getParams(which: 'insert' | 'search'): FilterParams | null;
+  setSearchParams(p: FilterParams): void;
+  resetSearchParams(): void;
+}
+interface Addon {
+  NativeIndex: {
+    new (dim: number, metric: string, nlist: number, reducedDim: number, float16: boolean, seed: number): NativeIndexHandle;
+    load(dir: string): Promise<NativeIndexHandle>;
+  };
+  testKernel(name: 'dot' | 'l2sq', impl: KernelImpl, a: Float32Array, b: Float32Array): number;
+  testKernel(name: 'dot_f16' | 'l2sq_f16', impl: KernelImpl, a: Float32Array, b: Uint16Array): number;
+  testKernel(name: 'fastscan', impl: KernelImpl, codes: Uint8Array, nblocks: number, m: number, lut: Uint8Array): Uint16Array;
+  packCodes(codes: Uint8Array, m: number): Uint8Array;
+  floatToHalf(a: Float32Array): Uint16Array;
+  kernelInfo(): { active: string; avx2: boolean };
+}
+
+const addon: Addon = require('./build/Release/winnow_native.node');
+
+export type Metric = 'l2' | 'ip' | 'cos';
+export type KernelImpl = 'scalar' | 'avx2';
+
+export interface IndexOptions {
+  dim: number;
+  metric: Metric;
+  /** IVF partitions; default chosen at train time: min(4·sqrt(n), n/39) for an n-row sample. */
+  nlist?: number;
+  /** Dimension after the learnt PCA + rotation; multiple of 4, ≤ 512. Default d/4 (rounded down to a multiple of 4, ≥ 4). */
+  reducedDim?: number;
+  /** Precision of the stored vectors used by the refine stage. Default float32. */
+  vectorStorage?: 'float32' | 'float16';
+  seed?: number;
+}
+
+export interface SearchOptions {
+  k: number;
+  /** IVF lists probed (more when filters/deletions leave too few candidates). Default 32. */
+  nprobe?: number;
+  /** Candidates refined = k × kFactor. Default 10. */
+  kFactor?: number;
+  /** Allowed external ids (sorted ascending by convention; any order is accepted). */
+  filter?: BigInt64Array;
+}
+
+/** nq·k rows; when fewer than k vectors qualify the tail is padded with id -1n and distance +Infinity. */
+export interface SearchResult {
+  ids: BigInt64Array;
+  distances: Float32Array;
+}
+
+export interface IndexStats {
+  count: number;
+  deleted: number;
+  dim: number;
+  reducedDim: number;
+  nlist: number;
+  /** Bytes of 4-bit PQ code per vector scanned by the filter stage (reducedDim / 4). */
+  filterBytesPerVector: number;
+  /** All resident bytes (vectors, codes, list ids, id bookkeeping) per live vector. */
+  totalBytesPerVector: number;
+}
+
+/** Learnt filter-stage parameters (row-major float32 copies). */
+export interface FilterParams {
+  /** reducedDim × dim. */
+  transform: Float32Array;
+  /** dim. */
+  mean: Float32Array;
+  /** nlist × reducedDim. */
+  centroids: Float32Array;
+  /** (reducedDim/2) × 16 × 2. */
+  codebooks: Float32Array;
+}
+
+export const DEFAULT_NPROBE = 32;
+export const DEFAULT_K_FACTOR = 10;
+const DEFAULT_THREADS = Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length));
+
+function posInt(v: number | undefined, name: string, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) throw new RangeError(`${name} must be a positive integer, got ${String(v)}`);
+  return v;
+}
+
+/**
+ * A HAKES-style filter/refine index. Distances follow pgvector's operators:
+ * l2 → Euclidean (`<->`), ip → negative inner product (`<#>`), cos → 1 − cosine (`<=>`).
+ *
+ * Safe to search while another call adds/removes/compacts: searches see a consistent
+ * snapshot and never wait for a whole write batch. Searching an untrained index is an
+ * exact brute-force scan (fine for small collections); train() once enough data exists.
+ * Failed calls throw an Error and leave the index unchanged.
+ */
+export class VectorIndex {
+  readonly #h: NativeIndexHandle;
+
+  constructor(opts: IndexOptions);
+  /** @internal */
+  constructor(opts: IndexOptions | { handle: NativeIndexHandle });
+  constructor(opts: IndexOptions | { handle: NativeIndexHandle }) {
+    if ('handle' in opts) {
+      this.#h = opts.handle;
+      return;
+    }
+    const storage = opts.vectorStorage ?? 'float32';
+    if (storage !== 'float32' && storage !== 'float16') throw new TypeError("vectorStorage must be 'float32' or 'float16'");
+    const nlist = opts.nlist === undefined ? 0 : posInt(opts.nlist, 'nlist', 0);
+    const reducedDim = opts.reducedDim === undefined ? 0 : posInt(opts.reducedDim, 'reducedDim', 0);
+    const seed = opts.seed ?? 1234;
+    if (!Number.isInteger(seed) || seed < 0) throw new RangeError('seed must be a non-negative integer');
+    this.#h = new addon.NativeIndex(posInt(opts.dim, 'dim', 0), opts.metric, nlist, reducedDim, storage === 'float16', seed);
+  }
+
+  /** Loads an index saved with save(); verifies magic, version and checksums. */
+  static async load(dir: string): Promise<VectorIndex> {
+    return new VectorIndex({ handle: await addon.NativeIndex.load(dir) });
+  }
+
+  get isTrained(): boolean {
+    return this.#h.isTrained();
+  }
+  /** Live (inserted and not deleted) vectors. */
+  get size(): number {
+    return this.#h.size();
+  }
+  get dim(): number {
+    return this.#h.config().dim;
+  }
+  get metric(): Metric {
+    return this.#h.config().metric;
+  }
+  get options(): Required<IndexOptions> {
+    const c = this.#h.config();
+    return { dim: c.dim, metric: c.metric, nlist: c.nlist, reducedDim: c.reducedDim, vectorStorage: c.vectorStorage, seed: c.seed };
+  }
+
+  /**
+   * Learns the transform, IVF centroids and PQ codebooks from `sample` (rows × dim) off the
+   * JS thread, then encodes vectors already added. Can be called once.
+   */
+  train(sample: Float32Array, onProgress?: (phase: string, done: number, total: number) => void, threads = DEFAULT_THREADS): Promise<void> {
+    return this.#h.train(sample, onProgress, posInt(threads, 'threads', DEFAULT_THREADS));
+  }
+
+  /** Inserts (or replaces, for an existing id) vectors, off the JS thread. */
+  add(ids: BigInt64Array, vectors: Float32Array, threads = DEFAULT_THREADS): Promise<void> {
+    return this.#h.add(ids, vectors, posInt(threads, 'threads', DEFAULT_THREADS));
+  }
+  addSync(ids: BigInt64Array, vectors: Float32Array): void {
+    this.#h.addSync(ids, vectors);
+  }
+  /** Tombstones ids; returns how many existed. compact() reclaims the space. */
+  remove(ids: BigInt64Array): number {
+    return this.#h.remove(ids);
+  }
+
+  /** One or more queries on the calling thread (lowest latency for a single query). */
+  search(query: Float32Array, opts: SearchOptions): SearchResult {
+    return this.#h.search(query, this.#opts(opts, 1));
+  }
+  searchBatch(queries: Float32Array, opts: SearchOptions & { threads?: number }): Promise<SearchResult> {
+    return this.#h.searchBatch(queries, this.#opts(opts, opts.threads ?? DEFAULT_THREADS));
+  }
+  /** Exact search over every live vector (or the filter's ids), multi-threaded. */
+  bruteForce(queries: Float32Array, opts: { k: number; threads?: number; filter?: BigInt64Array }): Promise<SearchResult> {
+    return this.#h.bruteForce(queries, this.#opts({ k: opts.k, filter: opts.filter }, opts.threads ?? DEFAULT_THREADS));
+  }
+  compact(): Promise<void> {
+    return this.#h.compact();
+  }
+  /** Atomically replaces <dir>/index.winnow (temp file, fsync, rename). */
+  save(dir: string): Promise<void> {
+    return this.#h.save(dir);
+  }
+  stats(): IndexStats {
+    return this.#h.stats();
+  }
+
+  /** Copies of the insert-time (frozen) or current search-time filter parameters; null before training. */
+  getParams(which: 'insert' | 'search'): FilterParams | null {
+    return this.#h.getParams(which);
+  }
+  /** HAKES decoupling: swap the query-side params without re-encoding; shapes must match. */
+  setSearchParams(p: FilterParams): void {
+    this.#h.setSearchParams(p);
+  }
+  resetSearchParams(): void {
+    this.#h.resetSearchParams();
+  }
+
+  #opts(o: SearchOptions, threads: number): NativeSearchOpts {
+    if (typeof o !== 'object' || o === null) throw new TypeError('search options must be an object');
+    const k = o.k;
+    if (typeof k !== 'number' || !Number.isInteger(k) || k <= 0) throw new RangeError(`k must be a positive integer, got ${String(k)}`);
+    return {
+      k,
+      nprobe: posInt(o.nprobe, 'nprobe', DEFAULT_NPROBE),
+      kFactor: posInt(o.kFactor, 'kFactor', DEFAULT_K_FACTOR),
+      threads: posInt(threads, 'threads', DEFAULT_THREADS),
+      filter: o.filter,
+    };
+  }
+}
+
+/** Test-only access to individual SIMD kernels and layout helpers. */
+export const testing = {
+  kernel: addon.testKernel,
+  packCodes: addon.packCodes,
+  floatToHalf: addon.floatToHalf,
+  kernelInfo: addon.kernelInfo,
+};

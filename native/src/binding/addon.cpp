@@ -1,0 +1,512 @@
+// N-API binding. Everything slow (train, batch add, batch/brute search, compact,
+// save, load) runs in AsyncWorkers on libuv's pool so the event loop never stalls;
+// inputs are copied on the JS thread first so callers may reuse their buffers.
+// C++ exceptions become JS Errors; nothing here aborts the process.
+#include <napi.h>
+
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../index/vector_index.h"
+#include "../invlists/fastscan_layout.h"
+#include "../utils/float16.h"
+#include "../utils/simd.h"
+
+using namespace winnow;
+
+namespace {
+
+struct AddonData {
+  Napi::FunctionReference ctor;
+};
+
+class PromiseWorker : public Napi::AsyncWorker {
+ public:
+  PromiseWorker(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> done)
+      : Napi::AsyncWorker(env), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        done_(std::move(done)) {}
+  Napi::Promise promise() { return deferred_.Promise(); }
+  std::function<void()> cleanup;
+
+ protected:
+  void Execute() override {
+    try {
+      work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    } catch (...) {
+      SetError("unknown native error");
+    }
+  }
+  void OnOK() override {
+    if (cleanup) cleanup();
+    try {
+      deferred_.Resolve(done_(Env()));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error& e) override {
+    if (cleanup) cleanup();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<void()> work_;
+  std::function<Napi::Value(Napi::Env)> done_;
+};
+
+[[noreturn]] void type_error(Napi::Env env, const std::string& msg) { throw Napi::TypeError::New(env, msg); }
+
+template <typename T, napi_typedarray_type TT>
+Napi::TypedArrayOf<T> typed(const Napi::Value& v, const char* name, const char* tname) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != TT)
+    type_error(v.Env(), std::string(name) + " must be a " + tname);
+  return v.As<Napi::TypedArrayOf<T>>();
+}
+Napi::Float32Array f32(const Napi::Value& v, const char* name) {
+  return typed<float, napi_float32_array>(v, name, "Float32Array");
+}
+Napi::TypedArrayOf<int64_t> i64(const Napi::Value& v, const char* name) {
+  return typed<int64_t, napi_bigint64_array>(v, name, "BigInt64Array");
+}
+
+size_t uint_arg(const Napi::Value& v, const char* name, bool allow_zero = false) {
+  if (!v.IsNumber()) type_error(v.Env(), std::string(name) + " must be a number");
+  double d = v.As<Napi::Number>().DoubleValue();
+  if (!(d == d) || d != double(int64_t(d)) || d < (allow_zero ? 0 : 1) || d > 1e12)
+    throw Napi::RangeError::New(v.Env(), std::string(name) + " must be a " + (allow_zero ? "non-negative" : "positive") +
+                                              " integer, got " + v.ToString().Utf8Value());
+  return size_t(d);
+}
+
+size_t rows_of(Napi::Env env, size_t len, size_t d, const char* name) {
+  if (len == 0 || len % d != 0)
+    throw Napi::RangeError::New(env, std::string(name) + ": length " + std::to_string(len) +
+                                         " is not a positive multiple of dim " + std::to_string(d));
+  return len / d;
+}
+
+Napi::Object make_result(Napi::Env env, const int64_t* ids, const float* dist, size_t n) {
+  auto I = Napi::BigInt64Array::New(env, n);
+  auto D = Napi::Float32Array::New(env, n);
+  std::memcpy(I.Data(), ids, n * 8);
+  std::memcpy(D.Data(), dist, n * 4);
+  auto o = Napi::Object::New(env);
+  o.Set("ids", I);
+  o.Set("distances", D);
+  return o;
+}
+
+class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeIndex",
+                       {
+                           InstanceMethod("isTrained", &NativeIndex::IsTrained),
+                           InstanceMethod("size", &NativeIndex::Size),
+                           InstanceMethod("train", &NativeIndex::Train),
+                           InstanceMethod("add", &NativeIndex::Add),
+                           InstanceMethod("addSync", &NativeIndex::AddSync),
+                           InstanceMethod("remove", &NativeIndex::Remove),
+                           InstanceMethod("search", &NativeIndex::Search),
+                           InstanceMethod("searchBatch", &NativeIndex::SearchBatch),
+                           InstanceMethod("bruteForce", &NativeIndex::BruteForce),
+                           InstanceMethod("compact", &NativeIndex::Compact),
+                           InstanceMethod("save", &NativeIndex::Save),
+                           InstanceMethod("stats", &NativeIndex::Stats),
+                           InstanceMethod("config", &NativeIndex::Config),
+                           InstanceMethod("getParams", &NativeIndex::GetParams),
+                           InstanceMethod("setSearchParams", &NativeIndex::SetSearchParams),
+                           InstanceMethod("resetSearchParams", &NativeIndex::ResetSearchParams),
+                           StaticMethod("load", &NativeIndex::Load),
+                       });
+  }
+
+  // new NativeIndex(dim, metric, nlist, reducedDim, float16, seed) or new NativeIndex(External<shared_ptr>)
+  NativeIndex(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeIndex>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() == 1 && info[0].IsExternal()) {
+      idx_ = *info[0].As<Napi::External<std::shared_ptr<VectorIndex>>>().Data();
+      return;
+    }
+    IndexConfig c;
+    c.d = uint_arg(info[0], "dim");
+    std::string metric = info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
+    if (metric == "l2") c.metric = Metric::L2;
+    else if (metric == "ip") c.metric = Metric::IP;
+    else if (metric == "cos") c.metric = Metric::COS;
+    else throw Napi::TypeError::New(env, "metric must be 'l2', 'ip' or 'cos'");
+    c.nlist = uint_arg(info[2], "nlist", true);
+    c.dr = uint_arg(info[3], "reducedDim", true);
+    c.f16 = info[4].ToBoolean();
+    c.seed = uint_arg(info[5], "seed", true);
+    try {
+      idx_ = std::make_shared<VectorIndex>(c);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+ private:
+  std::shared_ptr<VectorIndex> idx_;
+
+  template <typename F>
+  static auto guard(Napi::Env env, F&& f) -> decltype(f()) {
+    try {
+      return f();
+    } catch (const Napi::Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+  }
+
+  Napi::Value IsTrained(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), idx_->trained()); }
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(idx_->size())); }
+
+  Napi::Value Config(const Napi::CallbackInfo& info) {
+    auto o = Napi::Object::New(info.Env());
+    const auto& c = idx_->config();
+    o.Set("dim", double(c.d));
+    o.Set("metric", c.metric == Metric::L2 ? "l2" : c.metric == Metric::IP ? "ip" : "cos");
+    o.Set("reducedDim", double(c.dr));
+    o.Set("nlist", double(idx_->nlist()));
+    o.Set("vectorStorage", c.f16 ? "float16" : "float32");
+    o.Set("seed", double(c.seed));
+    return o;
+  }
+
+  // train(sample, progress?, threads)
+  Napi::Value Train(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto x = f32(info[0], "sample");
+    const size_t d = idx_->config().d;
+    size_t n = rows_of(env, x.ElementLength(), d, "train sample");
+    size_t threads = uint_arg(info[2], "threads");
+    auto data = std::make_shared<std::vector<float>>(x.Data(), x.Data() + n * d);
+    auto idx = idx_;
+    std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
+    if (info[1].IsFunction())
+      tsfn = std::make_shared<Napi::ThreadSafeFunction>(
+          Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "winnow-train-progress", 0, 1));
+    auto w = new PromiseWorker(
+        env,
+        [idx, data, n, threads, tsfn] {
+          Progress prog;
+          if (tsfn) {
+            prog = [tsfn](const char* phase, size_t done, size_t total) {
+              struct P {
+                std::string phase;
+                double done, total;
+              };
+              auto* p = new P{phase, double(done), double(total)};
+              auto st = tsfn->NonBlockingCall(p, [](Napi::Env env, Napi::Function cb, P* p) {
+                try {
+                  cb.Call({Napi::String::New(env, p->phase), Napi::Number::New(env, p->done),
+                           Napi::Number::New(env, p->total)});
+                } catch (...) {
+                }
+                delete p;
+              });
+              if (st != napi_ok) delete p;
+            };
+          }
+          idx->train(data->data(), n, prog, threads);
+        },
+        [](Napi::Env env) { return env.Undefined(); });
+    if (tsfn) w->cleanup = [tsfn] { tsfn->Release(); };
+    w->Queue();
+    return w->promise();
+  }
+
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ids = i64(info[0], "ids");
+    auto x = f32(info[1], "vectors");
+    const size_t d = idx_->config().d;
+    size_t n = ids.ElementLength();
+    if (x.ElementLength() != n * d)
+      throw Napi::RangeError::New(env, "add: vectors length " + std::to_string(x.ElementLength()) + " != ids (" +
+                                           std::to_string(n) + ") x dim (" + std::to_string(d) + ")");
+    size_t threads = uint_arg(info[2], "threads");
+    auto vid = std::make_shared<std::vector<int64_t>>(ids.Data(), ids.Data() + n);
+    auto vx = std::make_shared<std::vector<float>>(x.Data(), x.Data() + n * d);
+    auto idx = idx_;
+    auto w = new PromiseWorker(
+        env, [idx, vid, vx, n, threads] { idx->add(vid->data(), vx->data(), n, threads); },
+        [](Napi::Env env) { return env.Undefined(); });
+    w->Queue();
+    return w->promise();
+  }
+
+  Napi::Value AddSync(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ids = i64(info[0], "ids");
+    auto x = f32(info[1], "vectors");
+    const size_t d = idx_->config().d;
+    size_t n = ids.ElementLength();
+    if (x.ElementLength() != n * d)
+      throw Napi::RangeError::New(env, "add: vectors length " + std::to_string(x.ElementLength()) + " != ids (" +
+                                           std::to_string(n) + ") x dim (" + std::to_string(d) + ")");
+    guard(env, [&] { idx_->add(ids.Data(), x.Data(), n, 1); });
+    return env.Undefined();
+  }
+
+  Napi::Value Remove(const Napi::CallbackInfo& info) {
+    auto ids = i64(info[0], "ids");
+    size_t r = guard(info.Env(), [&] { return idx_->remove(ids.Data(), ids.ElementLength()); });
+    return Napi::Number::New(info.Env(), double(r));
+  }
+
+  // opts object: { k, nprobe, kFactor, filter?, threads }
+  static SearchParamsIn parse_opts(Napi::Env env, const Napi::Value& v, std::vector<int64_t>* filter_copy,
+                                   Napi::TypedArrayOf<int64_t>* filter_view) {
+    if (!v.IsObject()) type_error(env, "search options must be an object");
+    auto o = v.As<Napi::Object>();
+    SearchParamsIn p;
+    p.k = uint_arg(o.Get("k"), "k");
+    p.nprobe = uint_arg(o.Get("nprobe"), "nprobe");
+    p.kfactor = uint_arg(o.Get("kFactor"), "kFactor");
+    p.nthreads = uint_arg(o.Get("threads"), "threads");
+    if (p.k > 100000) throw Napi::RangeError::New(env, "k must be at most 100000");
+    auto f = o.Get("filter");
+    if (!f.IsUndefined() && !f.IsNull()) {
+      auto fa = i64(f, "filter");
+      p.has_filter = true;
+      p.filter_n = fa.ElementLength();
+      if (filter_copy) {
+        filter_copy->assign(fa.Data(), fa.Data() + p.filter_n);
+        p.filter_ext = filter_copy->data();
+      } else {
+        *filter_view = fa;
+        p.filter_ext = fa.Data();
+      }
+      if (p.filter_n == 0) p.filter_ext = nullptr;
+    }
+    return p;
+  }
+
+  Napi::Value Search(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto q = f32(info[0], "query");
+    const size_t d = idx_->config().d;
+    size_t nq = rows_of(env, q.ElementLength(), d, "query");
+    Napi::TypedArrayOf<int64_t> fv;
+    SearchParamsIn p = parse_opts(env, info[1], nullptr, &fv);
+    std::vector<int64_t> ids(nq * p.k);
+    std::vector<float> dist(nq * p.k);
+    guard(env, [&] { idx_->search(q.Data(), nq, p, ids.data(), dist.data()); });
+    return make_result(env, ids.data(), dist.data(), ids.size());
+  }
+
+  Napi::Value Batch(const Napi::CallbackInfo& info, bool brute) {
+    Napi::Env env = info.Env();
+    auto q = f32(info[0], "queries");
+    const size_t d = idx_->config().d;
+    size_t nq = rows_of(env, q.ElementLength(), d, "queries");
+    auto fc = std::make_shared<std::vector<int64_t>>();
+    SearchParamsIn p = parse_opts(env, info[1], fc.get(), nullptr);
+    auto vq = std::make_shared<std::vector<float>>(q.Data(), q.Data() + nq * d);
+    auto ids = std::make_shared<std::vector<int64_t>>(nq * p.k);
+    auto dist = std::make_shared<std::vector<float>>(nq * p.k);
+    auto idx = idx_;
+    auto w = new PromiseWorker(
+        env,
+        [idx, vq, fc, p, nq, ids, dist, brute] {
+          if (brute)
+            idx->brute_force(vq->data(), nq, p, ids->data(), dist->data());
+          else
+            idx->search(vq->data(), nq, p, ids->data(), dist->data());
+        },
+        [ids, dist](Napi::Env env) -> Napi::Value { return make_result(env, ids->data(), dist->data(), ids->size()); });
+    w->Queue();
+    return w->promise();
+  }
+  Napi::Value SearchBatch(const Napi::CallbackInfo& info) { return Batch(info, false); }
+  Napi::Value BruteForce(const Napi::CallbackInfo& info) { return Batch(info, true); }
+
+  Napi::Value Compact(const Napi::CallbackInfo& info) {
+    auto idx = idx_;
+    auto w = new PromiseWorker(info.Env(), [idx] { idx->compact(); }, [](Napi::Env env) { return env.Undefined(); });
+    w->Queue();
+    return w->promise();
+  }
+
+  Napi::Value Save(const Napi::CallbackInfo& info) {
+    if (!info[0].IsString()) type_error(info.Env(), "dir must be a string");
+    std::string dir = info[0].As<Napi::String>().Utf8Value();
+    auto idx = idx_;
+    auto w = new PromiseWorker(info.Env(), [idx, dir] { idx->save(dir); }, [](Napi::Env env) { return env.Undefined(); });
+    w->Queue();
+    return w->promise();
+  }
+
+  static Napi::Value Load(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsString()) type_error(env, "dir must be a string");
+    std::string dir = info[0].As<Napi::String>().Utf8Value();
+    auto out = std::make_shared<std::shared_ptr<VectorIndex>>();
+    auto w = new PromiseWorker(
+        env, [dir, out] { *out = std::shared_ptr<VectorIndex>(VectorIndex::load(dir)); },
+        [out](Napi::Env env) -> Napi::Value {
+          auto* data = env.GetInstanceData<AddonData>();
+          auto ext = Napi::External<std::shared_ptr<VectorIndex>>::New(
+              env, new std::shared_ptr<VectorIndex>(*out),
+              [](Napi::Env, std::shared_ptr<VectorIndex>* p) { delete p; });
+          return data->ctor.New({ext});
+        });
+    w->Queue();
+    return w->promise();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    auto s = idx_->stats();
+    auto o = Napi::Object::New(info.Env());
+    o.Set("count", double(s.count));
+    o.Set("deleted", double(s.deleted));
+    o.Set("dim", double(s.d));
+    o.Set("reducedDim", double(s.dr));
+    o.Set("nlist", double(s.nlist));
+    o.Set("filterBytesPerVector", s.filter_bytes);
+    o.Set("totalBytesPerVector", s.total_bytes);
+    return o;
+  }
+
+  // getParams('insert' | 'search') -> { transform, mean, centroids, codebooks } copies, or null when untrained.
+  Napi::Value GetParams(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    std::string which = info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    if (which != "insert" && which != "search") type_error(env, "which must be 'insert' or 'search'");
+    auto p = which == "insert" ? idx_->insert_params() : idx_->search_params();
+    if (!p) return env.Null();
+    auto copy = [&](const std::vector<float>& v) {
+      auto a = Napi::Float32Array::New(env, v.size());
+      std::memcpy(a.Data(), v.data(), v.size() * 4);
+      return a;
+    };
+    auto o = Napi::Object::New(env);
+    o.Set("transform", copy(p->T.A));
+    o.Set("mean", copy(p->T.mean));
+    o.Set("centroids", copy(p->centroids));
+    o.Set("codebooks", copy(p->codebooks));
+    return o;
+  }
+
+  Napi::Value SetSearchParams(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) type_error(env, "params must be an object");
+    auto o = info[0].As<Napi::Object>();
+    auto ins = idx_->insert_params();
+    if (!ins) throw Napi::Error::New(env, "setSearchParams: index is not trained");
+    auto P = std::make_shared<Params>(*ins);
+    auto take = [&](const char* key, std::vector<float>& dst) {
+      auto a = f32(o.Get(key), key);
+      for (size_t i = 0; i < a.ElementLength(); i++)
+        if (!std::isfinite(a[i])) throw Napi::RangeError::New(env, std::string(key) + " has a non-finite value");
+      dst.assign(a.Data(), a.Data() + a.ElementLength());
+    };
+    take("transform", P->T.A);
+    take("mean", P->T.mean);
+    take("centroids", P->centroids);
+    take("codebooks", P->codebooks);
+    guard(env, [&] { idx_->set_search_params(P); });
+    return env.Undefined();
+  }
+
+  Napi::Value ResetSearchParams(const Napi::CallbackInfo& info) {
+    guard(info.Env(), [&] { idx_->reset_search_params(); });
+    return info.Env().Undefined();
+  }
+};
+
+const Kernels& pick(Napi::Env env, const Napi::Value& v) {
+  std::string impl = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+  if (impl == "scalar") return scalar_kernels();
+  if (impl == "avx2") {
+    if (!avx2_kernels() || !cpu_has_avx2()) throw Napi::Error::New(env, "AVX2 kernels are not available on this CPU");
+    return *avx2_kernels();
+  }
+  throw Napi::TypeError::New(env, "impl must be 'scalar' or 'avx2'");
+}
+
+// Test-only: run one kernel with an explicit implementation.
+Napi::Value TestKernel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  const Kernels& K = pick(env, info[1]);
+  if (name == "dot" || name == "l2sq") {
+    auto a = f32(info[2], "a"), b = f32(info[3], "b");
+    if (a.ElementLength() != b.ElementLength()) throw Napi::RangeError::New(env, "length mismatch");
+    float r = (name == "dot" ? K.dot : K.l2sq)(a.Data(), b.Data(), a.ElementLength());
+    return Napi::Number::New(env, r);
+  }
+  if (name == "dot_f16" || name == "l2sq_f16") {
+    auto a = f32(info[2], "a");
+    auto b = typed<uint16_t, napi_uint16_array>(info[3], "b", "Uint16Array");
+    if (a.ElementLength() != b.ElementLength()) throw Napi::RangeError::New(env, "length mismatch");
+    float r = (name == "dot_f16" ? K.dot_f16 : K.l2sq_f16)(a.Data(), b.Data(), a.ElementLength());
+    return Napi::Number::New(env, r);
+  }
+  if (name == "fastscan") {
+    auto codes = typed<uint8_t, napi_uint8_array>(info[2], "codes", "Uint8Array");
+    size_t nblocks = uint_arg(info[3], "nblocks"), m = uint_arg(info[4], "m");
+    auto lut = typed<uint8_t, napi_uint8_array>(info[5], "lut", "Uint8Array");
+    if (m % 2 || m > 256 || codes.ElementLength() != nblocks * block_bytes(m) || lut.ElementLength() != m * 16)
+      throw Napi::RangeError::New(env, "fastscan: bad sizes");
+    auto out = Napi::Uint16Array::New(env, nblocks * 32);
+    K.fastscan(codes.Data(), nblocks, m, lut.Data(), out.Data());
+    return out;
+  }
+  throw Napi::TypeError::New(env, "unknown kernel " + name);
+}
+
+// Test-only: pack n x m unpacked 4-bit codes into the blocked fast-scan layout.
+Napi::Value PackCodes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto codes = typed<uint8_t, napi_uint8_array>(info[0], "codes", "Uint8Array");
+  size_t m = uint_arg(info[1], "m");
+  size_t n = codes.ElementLength() / m;
+  size_t nb = (n + 31) / 32;
+  auto out = Napi::Uint8Array::New(env, nb * block_bytes(m));
+  std::memset(out.Data(), 0, out.ElementLength());
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < m; j++) set_code(out.Data() + (i / 32) * block_bytes(m), i % 32, j, codes[i * m + j] & 15);
+  return out;
+}
+
+Napi::Value FloatToHalf(const Napi::CallbackInfo& info) {
+  auto a = f32(info[0], "a");
+  auto out = Napi::Uint16Array::New(info.Env(), a.ElementLength());
+  for (size_t i = 0; i < a.ElementLength(); i++) out[i] = float_to_half(a[i]);
+  return out;
+}
+
+Napi::Value KernelInfo(const Napi::CallbackInfo& info) {
+  auto o = Napi::Object::New(info.Env());
+  o.Set("active", active_kernels().name);
+  o.Set("avx2", avx2_kernels() != nullptr && cpu_has_avx2());
+  return o;
+}
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
+  auto* data = new AddonData();
+  Napi::Function ctor = NativeIndex::Init(env);
+  data->ctor = Napi::Persistent(ctor);
+  env.SetInstanceData(data);
+  exports.Set("NativeIndex", ctor);
+  exports.Set("testKernel", Napi::Function::New(env, TestKernel));
+  exports.Set("packCodes", Napi::Function::New(env, PackCodes));
+  exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalf));
+  exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(winnow_native, InitAll)

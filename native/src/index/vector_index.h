@@ -1,0 +1,102 @@
+// HAKES-style filter/refine vector index (arXiv 2505.12524 §3): a cheap filter stage
+// (linear reduction d -> dr, IVF probe in reduced space, 4-bit fast-scan PQ) picks
+// k * kFactor candidates that are re-ranked on the stored full-precision vectors.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../invlists/invlists.h"
+#include "params.h"
+#include "vector_store.h"
+
+namespace winnow {
+
+struct IndexConfig {
+  size_t d = 0;
+  Metric metric = Metric::L2;
+  size_t nlist = 0;  // 0: chosen at train time from the sample size
+  size_t dr = 0;     // 0: d/4 rounded to a multiple of 4
+  bool f16 = false;
+  uint64_t seed = 1234;
+};
+
+// Filter: allowed internal ids as a bitset; built from external ids or supplied directly.
+struct IdFilter {
+  std::vector<uint64_t> bits;  // over internal ids
+  std::vector<uint32_t> ids;   // same set, ascending
+  bool allows(uint32_t id) const { return (id >> 6) < bits.size() && ((bits[id >> 6] >> (id & 63)) & 1); }
+};
+
+struct SearchParamsIn {
+  size_t k = 10, nprobe = 16, kfactor = 10, nthreads = 1;
+  const int64_t* filter_ext = nullptr;  // allowed external ids (any order)
+  size_t filter_n = 0;
+  bool has_filter = false;
+  const uint64_t* filter_bits = nullptr;  // optional bitset over internal ids (C++ callers)
+  size_t filter_bits_words = 0;
+};
+
+struct Store;
+
+class VectorIndex {
+ public:
+  explicit VectorIndex(const IndexConfig& cfg);
+  ~VectorIndex();
+
+  const IndexConfig& config() const { return cfg_; }
+  bool trained() const;
+  size_t size() const;  // live vectors
+  size_t dr() const { return cfg_.dr; }
+  size_t nlist() const;
+
+  void train(const float* x, size_t n, const Progress& progress, size_t nthreads);
+  // Inserts or replaces (same external id = update: old version tombstoned first).
+  void add(const int64_t* ids, const float* x, size_t n, size_t nthreads);
+  size_t remove(const int64_t* ids, size_t n);
+  void compact();
+
+  // out_ids/out_dist: nq*k; padding id -1, distance +inf.
+  void search(const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids, float* out_dist) const;
+  void brute_force(const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids, float* out_dist) const;
+
+  // HAKES decoupling: search-side params are swapped atomically; readers keep the
+  // snapshot they started with.
+  void set_search_params(std::shared_ptr<const Params> p);
+  void reset_search_params();
+  std::shared_ptr<const Params> search_params() const;
+  std::shared_ptr<const Params> insert_params() const;
+
+  void save(const std::string& dir) const;
+  static std::unique_ptr<VectorIndex> load(const std::string& dir);
+
+  struct Stats {
+    size_t count, deleted, d, dr, nlist;
+    double filter_bytes, total_bytes;
+  };
+  Stats stats() const;
+
+  // Brute force wins below this much work (allowed ids x dim); measured, see README.
+  static constexpr double kBruteFilterWork = 1.5e6;
+
+ private:
+  std::shared_ptr<Store> snapshot() const;
+  void validate_vectors(const float* x, size_t n, const char* what) const;
+  void prepare(const float* in, float* out) const;  // copy, normalise for cos
+  IdFilter build_filter(const Store& s, const SearchParamsIn& p) const;
+  void search_one(const Store& s, const Params* sp, const float* q, const SearchParamsIn& p, const IdFilter* f,
+                  int64_t* out_ids, float* out_dist) const;
+  void brute_one(const Store& s, const float* q, size_t k, const IdFilter* f, int64_t* out_ids, float* out_dist) const;
+  float score(const VectorStore& vs, const float* q, uint32_t id) const;
+  float finish(float s) const;
+
+  IndexConfig cfg_;
+  mutable std::mutex writer_mu_;
+  std::shared_ptr<Store> store_;
+  std::shared_ptr<const Params> search_params_;
+};
+
+}  // namespace winnow
