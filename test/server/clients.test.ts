@@ -184,7 +184,7 @@ describe('pg (node-postgres)', () => {
 
   it('notices reach the client', async () => {
     const c = await h.client();
-    const notice = new Promise<pg.NoticeMessage>((resolve) => c.on('notice', resolve));
+    const notice = new Promise<{ message?: string }>((resolve) => c.on('notice', resolve));
     await c.query(`DO $$ BEGIN RAISE NOTICE 'winnow says %', 42; END $$`);
     expect((await notice).message).toBe('winnow says 42');
     await c.end();
