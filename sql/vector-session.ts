@@ -1,0 +1,526 @@
+// pgvector's SQL over Winnow's float4-array vector types: the per-session StatementHandler plugged
+// into the server (server/session.ts hooks).
+//
+//  - CREATE/DROP EXTENSION vector -> Winnow's migrations (sql/extension.ts), unless the backing
+//    Postgres has real pgvector, in which case everything passes through untouched.
+//  - Statement text (Query, Parse): pgvector literals rewritten to array literals (sql/vector-rewrite.ts);
+//    a malformed literal yields pgvector's error.
+//  - Bind: parameters whose type is vector/halfvec translated (text '[…]' and pgvector binary).
+//    Parameter types come from Parse, or are learned with PREPARE on the session's own connection.
+//  - Results: DataRow fields of vector/halfvec columns translated back (text and binary).
+//  - COPY … FROM STDIN / TO STDOUT (text format) of tables with vector columns translated row by row.
+import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../server/session.ts';
+import {
+  B, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
+  decodeTarget, type FieldDescription,
+} from '../server/protocol/messages.ts';
+import { serialize } from 'pg-protocol';
+import type { ParseResult } from './parse.ts';
+import { extensionCommand, PGVECTOR_AVAILABLE_SQL } from './extension.ts';
+import {
+  PgvectorError, arrayBinaryToVectorBinary, arrayTextToVectorText, vectorBinaryToArrayBinary, vectorTextToArrayText,
+  type VectorKind,
+} from './vector-format.ts';
+import { rewriteStatements, type AllColumnsCatalog, type VectorColumn } from './vector-rewrite.ts';
+
+type Node = Record<string, any>;
+
+interface TableInfo {
+  columns: string[];
+  vectors: Map<string, VectorColumn>;
+}
+
+interface ColumnKinds {
+  kinds: (VectorKind | undefined)[];
+  formats: number[];
+  any: boolean;
+}
+
+type Pending =
+  | { t: 'bind'; stmt: string; formats: number[] }
+  | { t: 'describeS'; name: string }
+  | { t: 'describeP' }
+  | { t: 'sync' }
+  | { t: 'query' };
+
+const CONTEXT_NOISE = /inline_code_block|winnow\.raise/;
+
+function errorFrame(e: PgvectorError): Buffer {
+  return ErrorResponse({ severity: 'ERROR', code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}) } as never);
+}
+
+function hasParams(node: unknown): boolean {
+  if (Array.isArray(node)) return node.some(hasParams);
+  if (node === null || typeof node !== 'object') return false;
+  if ('ParamRef' in (node as Node)) return true;
+  return Object.values(node as Node).some(hasParams);
+}
+
+export class VectorSession implements StatementHandler {
+  /** OIDs of Winnow's vector/halfvec types in this database; null = not loaded yet. */
+  private types: Map<number, VectorKind> | null = null;
+  private oids: { vector?: number; halfvec?: number } = {};
+  private pgvectorAvailable: boolean | null = null;
+  private tables = new Map<string, TableInfo | null>();
+  private stmtParams = new Map<string, number[]>();
+  private stmtFields = new Map<string, FieldDescription[]>();
+  private pending: Pending[] = [];
+  private current: ColumnKinds | null = null;
+  private tagReplace: string[] = [];
+  private skipUntilSync = false;
+  private invalidateAtReady = false;
+  private copyIn: { kinds: (VectorKind | undefined)[]; rest: string } | null = null;
+  private copyOutKinds: (VectorKind | undefined)[] | null = null;
+  private pendingCopy: (VectorKind | undefined)[] | null = null;
+
+  // ------------------------------------------------------------ catalog
+
+  private async loadTypes(ctx: SessionContext): Promise<void> {
+    if (this.types) return;
+    const r = await ctx.query(
+      `SELECT t.oid, t.typname FROM pg_catalog.pg_type t WHERE t.typname IN ('vector', 'halfvec') AND t.typelem = 'pg_catalog.float4'::pg_catalog.regtype`,
+    );
+    this.types = new Map();
+    this.oids = {};
+    if (r.error) return;
+    for (const [oid, name] of r.rows) {
+      this.types.set(Number(oid), name as VectorKind);
+      this.oids[name as VectorKind] = Number(oid);
+    }
+  }
+
+  private async loadTables(ctx: SessionContext, names: Set<string>): Promise<void> {
+    const missing = [...names].filter((n) => !this.tables.has(n));
+    if (missing.length === 0 || !this.types?.size) return;
+    const list = missing.map((n) => `'${n.replace(/'/g, "''")}'`).join(',');
+    const r = await ctx.query(
+      `SELECT c.relname, n.nspname, a.attname, a.atttypid, a.atttypmod FROM pg_catalog.pg_attribute a
+         JOIN pg_catalog.pg_class c ON c.oid = a.attrelid JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+        WHERE (c.relname IN (${list}) OR n.nspname || '.' || c.relname IN (${list}))
+          AND a.attnum > 0 AND NOT a.attisdropped AND pg_catalog.pg_table_is_visible(c.oid)
+        ORDER BY c.oid, a.attnum`,
+    );
+    for (const n of missing) this.tables.set(n, null);
+    if (r.error) return;
+    for (const [rel, nsp, att, typ, typmod] of r.rows) {
+      for (const key of [rel!, `${nsp}.${rel}`]) {
+        if (!names.has(key)) continue;
+        let t = this.tables.get(key);
+        if (!t) {
+          t = { columns: [], vectors: new Map() };
+          this.tables.set(key, t);
+        }
+        t.columns.push(att!);
+        const kind = this.types.get(Number(typ));
+        if (kind) t.vectors.set(att!, { kind, typmod: Number(typmod) });
+      }
+    }
+  }
+
+  private catalog(): AllColumnsCatalog {
+    return {
+      vectorColumns: (t) => this.tables.get(t)?.vectors,
+      allColumns: (t) => this.tables.get(t)?.columns,
+    };
+  }
+
+  private invalidate(): void {
+    this.tables.clear();
+  }
+
+  // ------------------------------------------------------------ statements
+
+  /** Rewrites a statement text; returns the new text, or an error to report. */
+  private async rewrite(ctx: SessionContext, parsed: ParseResult): Promise<{ sql: string; changed: boolean } | { error: PgvectorError }> {
+    if (!parsed.ok) return { sql: parsed.text, changed: false };
+    let text = parsed.text;
+    let changed = false;
+    const statements = parsed.statements;
+    // CREATE/DROP EXTENSION vector.
+    const ext = statements.map((s) => extensionCommand(s.stmt as Node));
+    if (ext.some((e) => e)) {
+      if (this.pgvectorAvailable === null) {
+        const r = await ctx.query(PGVECTOR_AVAILABLE_SQL);
+        this.pgvectorAvailable = !r.error && r.rows[0]?.[0] === 't';
+      }
+      if (!this.pgvectorAvailable) {
+        const buf = Buffer.from(text, 'utf8');
+        const parts: Buffer[] = [];
+        let pos = 0;
+        statements.forEach((s, i) => {
+          const e = ext[i];
+          if (!e) return;
+          const end = s.length ? s.location + s.length : buf.length;
+          parts.push(buf.subarray(pos, s.location), Buffer.from(e.sql, 'utf8'));
+          pos = end;
+          this.tagReplace.push(e.tag);
+        });
+        parts.push(buf.subarray(pos));
+        text = Buffer.concat(parts).toString('utf8');
+        changed = true;
+      }
+      this.types = null;
+      this.invalidate();
+      if (changed) return { sql: text, changed };
+    }
+    if (statements.some((s) => !['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'TransactionStmt', 'VariableSetStmt', 'VariableShowStmt', 'CopyStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt'].includes(s.kind))) {
+      this.invalidate();
+      this.invalidateAtReady = true;
+    }
+    await this.loadTypes(ctx);
+    if (!this.types!.size) return { sql: text, changed };
+    const rels = new Set<string>();
+    collectRelnames(statements.map((s) => s.stmt), rels);
+    await this.loadTables(ctx, rels);
+    const r = rewriteStatements(text, statements, this.catalog());
+    if (!r.ok) return { error: r.error };
+    return { sql: r.sql, changed: r.changed || changed };
+  }
+
+  async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
+    this.pending.push({ t: 'query' });
+    const r = await this.rewrite(ctx, q.parsed);
+    await this.prepareCopy(ctx, q.parsed);
+    if ('error' in r) {
+      this.pending.pop();
+      return { respond: [errorFrame(r.error)], readyForQuery: true };
+    }
+    if (!r.changed) return undefined;
+    return { forward: [serialize.query(r.sql)] };
+  }
+
+  async onParse(ctx: SessionContext, p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
+    if (this.skipUntilSync) return { forward: [] };
+    const r = await this.rewrite(ctx, p.parsed);
+    if ('error' in r) {
+      this.skipUntilSync = true;
+      return { respond: [errorFrame(r.error)], readyForQuery: false };
+    }
+    // Learn the parameter types Postgres infers, so Bind values of vector type can be translated.
+    let types = p.paramTypes.slice();
+    if (this.types?.size && p.parsed.ok && hasParams(p.parsed.statements.map((s) => s.stmt)) && types.every((t) => t === 0 || !this.types!.has(t))) {
+      const learned = await this.learnParamTypes(ctx, r.sql);
+      if (learned) types = learned.map((t, i) => (types[i] ? types[i] : t));
+    }
+    this.stmtParams.set(p.name, types);
+    this.stmtFields.delete(p.name);
+    if (!r.changed) return undefined;
+    return { forward: [serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes })] };
+  }
+
+  private async learnParamTypes(ctx: SessionContext, sql: string): Promise<number[] | null> {
+    const status = ctx.transactionStatus;
+    if (status === 'E') return null;
+    const inTx = status === 'T';
+    if (inTx) await ctx.query('SAVEPOINT winnow_param_probe');
+    const prep = await ctx.query(`PREPARE winnow_param_probe AS ${sql}`);
+    let out: number[] | null = null;
+    if (!prep.error) {
+      const r = await ctx.query(`SELECT parameter_types::oid[]::text FROM pg_catalog.pg_prepared_statements WHERE name = 'winnow_param_probe'`);
+      await ctx.query('DEALLOCATE winnow_param_probe');
+      const v = r.rows[0]?.[0];
+      if (v) out = v.replace(/[{}]/g, '').split(',').filter(Boolean).map(Number);
+    }
+    if (inTx) await ctx.query(prep.error ? 'ROLLBACK TO SAVEPOINT winnow_param_probe' : 'RELEASE SAVEPOINT winnow_param_probe');
+    return out;
+  }
+
+  onBind(_ctx: SessionContext, frame: Buffer): FrontendAction {
+    if (this.skipUntilSync) return { forward: [] };
+    const b = decodeBind(frame);
+    this.pending.push({ t: 'bind', stmt: b.statement, formats: b.resultFormats });
+    const types = this.stmtParams.get(b.statement);
+    if (!types || !this.types?.size) return undefined;
+    let changed = false;
+    let params: (Buffer | null)[];
+    try {
+      params = b.params.map((v, i) => {
+        const kind = this.types!.get(types[i] ?? 0);
+        if (!kind || v === null) return v;
+        const fmt = b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0);
+        changed = true;
+        return fmt === 1 ? vectorBinaryToArrayBinary(v, kind) : Buffer.from(vectorTextToArrayText(v.toString('utf8'), kind));
+      });
+    } catch (err) {
+      if (!(err instanceof PgvectorError)) throw err;
+      this.pending.pop();
+      this.skipUntilSync = true;
+      return { respond: [errorFrame(err)], readyForQuery: false };
+    }
+    if (!changed) return undefined;
+    return { forward: [encodeBind(b.portal, b.statement, b.paramFormats, params, b.resultFormats)] };
+  }
+
+  onDescribe(_ctx: SessionContext, frame: Buffer): FrontendAction {
+    if (this.skipUntilSync) return { forward: [] };
+    const d = decodeTarget(frame);
+    this.pending.push(d.target === 'S' ? { t: 'describeS', name: d.name } : { t: 'describeP' });
+    return undefined;
+  }
+
+  onExecute(): FrontendAction {
+    if (this.skipUntilSync) return { forward: [] };
+    return undefined;
+  }
+
+  onSync(): FrontendAction {
+    this.pending.push({ t: 'sync' });
+    if (this.skipUntilSync) {
+      this.skipUntilSync = false;
+    }
+    return undefined;
+  }
+
+  // ------------------------------------------------------------ COPY
+
+  private async prepareCopy(ctx: SessionContext, parsed: ParseResult): Promise<void> {
+    this.pendingCopy = null;
+    if (!parsed.ok || parsed.statements.length !== 1) return;
+    const c = parsed.statements[0].stmt.CopyStmt as Node | undefined;
+    if (!c || !c.relation || !this.types?.size) return;
+    const opts: Node[] = c.options ?? [];
+    const format = opts.find((o) => o.DefElem?.defname === 'format')?.DefElem?.arg?.String?.sval ?? 'text';
+    if (format !== 'text') return;
+    const rel = c.relation.schemaname ? `${c.relation.schemaname}.${c.relation.relname}` : c.relation.relname;
+    await this.loadTables(ctx, new Set([rel]));
+    const t = this.tables.get(rel);
+    if (!t || t.vectors.size === 0) return;
+    const cols: string[] = c.attlist?.length ? c.attlist.map((a: Node) => a.String?.sval) : t.columns;
+    this.pendingCopy = cols.map((n) => t.vectors.get(n)?.kind);
+    if (!this.pendingCopy.some(Boolean)) this.pendingCopy = null;
+  }
+
+  onCopy(_ctx: SessionContext, frame: Buffer): FrontendAction {
+    const st = this.copyIn;
+    if (!st) return undefined;
+    const type = frame[0];
+    if (type === 0x64 /* d */) {
+      const data = st.rest + frame.toString('utf8', 5);
+      const lastNl = data.lastIndexOf('\n');
+      if (lastNl < 0) {
+        st.rest = data;
+        return { forward: [] };
+      }
+      st.rest = data.slice(lastNl + 1);
+      const lines = data.slice(0, lastNl).split('\n');
+      try {
+        const out = lines.map((l) => translateCopyLine(l, st.kinds, 'in')).join('\n') + '\n';
+        return { forward: [copyData(out)] };
+      } catch (err) {
+        if (err instanceof PgvectorError) {
+          this.copyIn = null;
+          return { forward: [copyFail(`${err.message}`)] };
+        }
+        throw err;
+      }
+    }
+    if (type === 0x63 /* c */) {
+      const rest = st.rest;
+      this.copyIn = null;
+      if (rest.length) return { forward: [copyData(translateCopyLine(rest, st.kinds, 'in')), frame] };
+      return undefined;
+    }
+    this.copyIn = null;
+    return undefined;
+  }
+
+  // ------------------------------------------------------------ results
+
+  onBackendMessage(_ctx: SessionContext, frame: Buffer): Buffer | Buffer[] | null | undefined {
+    switch (frame[0]) {
+      case B.RowDescription: {
+        const fields = decodeRowDescription(frame);
+        const head = this.pending[0];
+        if (head?.t === 'describeS') {
+          this.stmtFields.set(head.name, fields);
+          this.pending.shift();
+          this.current = this.kindsOf(fields, fields.map(() => 0));
+        } else {
+          if (head?.t === 'describeP') this.pending.shift();
+          this.current = this.kindsOf(fields, fields.map((f) => f.format ?? 0));
+        }
+        return undefined;
+      }
+      case B.ParameterDescription: {
+        const head = this.pending[0];
+        if (head?.t === 'describeS') {
+          const n = frame.readInt16BE(5);
+          const types: number[] = [];
+          for (let i = 0; i < n; i++) types.push(frame.readUInt32BE(7 + 4 * i));
+          const known = this.stmtParams.get(head.name);
+          if (!known || known.every((t) => t === 0)) this.stmtParams.set(head.name, types);
+        }
+        return undefined;
+      }
+      case B.NoData: {
+        const head = this.pending[0];
+        if (head?.t === 'describeS' || head?.t === 'describeP') this.pending.shift();
+        this.current = null;
+        return undefined;
+      }
+      case B.BindComplete: {
+        const head = this.pending.shift();
+        if (head?.t === 'bind') {
+          const fields = this.stmtFields.get(head.stmt);
+          this.current = fields ? this.kindsOf(fields, expandFormats(head.formats, fields.length)) : null;
+        }
+        return undefined;
+      }
+      case B.DataRow: {
+        const cur = this.current;
+        if (!cur?.any) return undefined;
+        const values = decodeDataRow(frame);
+        const out = values.map((v, i) => {
+          const kind = cur.kinds[i];
+          if (!kind || v === null) return v;
+          return cur.formats[i] === 1 ? arrayBinaryToVectorBinary(v, kind) : arrayTextToVectorText(v.toString('utf8'));
+        });
+        return DataRow(out);
+      }
+      case B.CommandComplete: {
+        const tag = decodeCommandComplete(frame);
+        if (tag === 'DO' && this.tagReplace.length) {
+          const t = this.tagReplace.shift()!;
+          this.types = null;
+          this.invalidate();
+          return commandComplete(t);
+        }
+        return undefined;
+      }
+      case B.ErrorResponse: {
+        this.tagReplace.length = 0;
+        const f = decodeErrorFields(frame) as Record<string, string>;
+        if (f.where && CONTEXT_NOISE.test(f.where)) {
+          const { where: _w, ...rest } = f;
+          return ErrorResponse(rest as never);
+        }
+        return undefined;
+      }
+      case B.ReadyForQuery: {
+        // Everything owed before this ReadyForQuery has been answered (or skipped after an error).
+        const i = this.pending.findIndex((p) => p.t === 'sync' || p.t === 'query');
+        this.pending.splice(0, i < 0 ? this.pending.length : i + 1);
+        this.current = null;
+        this.copyIn = null;
+        this.copyOutKinds = null;
+        if (this.invalidateAtReady) {
+          this.invalidateAtReady = false;
+          this.invalidate();
+        }
+        return undefined;
+      }
+      case B.CopyInResponse: {
+        if (this.pendingCopy) this.copyIn = { kinds: this.pendingCopy, rest: '' };
+        this.pendingCopy = null;
+        return undefined;
+      }
+      case B.CopyOutResponse: {
+        this.copyOutKinds = this.pendingCopy;
+        this.pendingCopy = null;
+        return undefined;
+      }
+      case B.CopyData: {
+        if (!this.copyOutKinds) return undefined;
+        const text = frame.toString('utf8', 5);
+        const nl = text.endsWith('\n');
+        const body = nl ? text.slice(0, -1) : text;
+        return copyData(translateCopyLine(body, this.copyOutKinds, 'out') + (nl ? '\n' : ''));
+      }
+      default:
+        return undefined;
+    }
+  }
+
+  private kindsOf(fields: FieldDescription[], formats: number[]): ColumnKinds {
+    const kinds = fields.map((f) => this.types?.get(f.typeOid));
+    return { kinds, formats, any: kinds.some(Boolean) };
+  }
+}
+
+function expandFormats(formats: number[], n: number): number[] {
+  if (formats.length === 0) return new Array(n).fill(0);
+  if (formats.length === 1) return new Array(n).fill(formats[0]);
+  return formats;
+}
+
+function collectRelnames(node: unknown, out: Set<string>): void {
+  if (Array.isArray(node)) {
+    for (const x of node) collectRelnames(x, out);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const n = node as Node;
+  if (typeof n.relname === 'string') {
+    out.add(n.relname);
+    if (n.schemaname) out.add(`${n.schemaname}.${n.relname}`);
+  }
+  for (const v of Object.values(n)) if (v && typeof v === 'object') collectRelnames(v, out);
+}
+
+/** One line of COPY text format: translate the vector columns' fields. */
+export function translateCopyLine(line: string, kinds: (VectorKind | undefined)[], dir: 'in' | 'out'): string {
+  if (line === '\\.' || line === '') return line;
+  const fields = line.split('\t');
+  for (let i = 0; i < fields.length; i++) {
+    const kind = kinds[i];
+    if (!kind || fields[i] === '\\N') continue;
+    fields[i] = dir === 'in' ? vectorTextToArrayText(fields[i], kind) : arrayTextToVectorText(fields[i]);
+  }
+  return fields.join('\t');
+}
+
+function copyData(text: string): Buffer {
+  const body = Buffer.from(text, 'utf8');
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = 0x64;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function copyFail(message: string): Buffer {
+  const body = Buffer.from(message + '\0', 'utf8');
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = 0x66;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function commandComplete(tag: string): Buffer {
+  const body = Buffer.from(tag + '\0', 'utf8');
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = 0x43;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
+}
+
+function encodeBind(portal: string, statement: string, paramFormats: number[], params: (Buffer | null)[], resultFormats: number[]): Buffer {
+  const parts: Buffer[] = [];
+  const cstr = (s: string) => Buffer.from(s + '\0', 'utf8');
+  const i16 = (n: number) => {
+    const b = Buffer.alloc(2);
+    b.writeInt16BE(n);
+    return b;
+  };
+  const i32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeInt32BE(n);
+    return b;
+  };
+  parts.push(cstr(portal), cstr(statement), i16(paramFormats.length), ...paramFormats.map(i16), i16(params.length));
+  for (const p of params) {
+    if (p === null) parts.push(i32(-1));
+    else parts.push(i32(p.length), p);
+  }
+  parts.push(i16(resultFormats.length), ...resultFormats.map(i16));
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head[0] = 0x42;
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+/** The factory to pass to startWinnow({ handlerFactory }). */
+export const vectorSessionFactory: StatementHandlerFactory = () => new VectorSession();
