@@ -67,7 +67,9 @@ export class Listener {
   /** Reads startup-phase packets on `sock` (plain or TLS) until a StartupMessage or CancelRequest. */
   private negotiate(sock: net.Socket, remote: string | undefined, log: Logger, timer: NodeJS.Timeout, encrypted: boolean): void {
     const framer = new Framer(false, MAX_STARTUP_PACKET);
-    let negotiatedGss = false;
+    // Like Postgres: each of SSLRequest and GSSENCRequest may be tried once, in either order.
+    let sslDone = encrypted;
+    let gssDone = encrypted;
     const fail = (message: string, code = '08P01') => {
       log.info({ reason: message }, 'rejecting connection');
       clearTimeout(timer);
@@ -90,7 +92,8 @@ export class Listener {
         }
         switch (pkt.kind) {
           case 'ssl': {
-            if (encrypted || negotiatedGss) return fail('unexpected SSLRequest after encryption negotiation');
+            if (sslDone) return fail('unexpected SSLRequest after encryption negotiation');
+            sslDone = true;
             if (!this.secureContext) {
               sock.write('N');
               continue;
@@ -108,8 +111,8 @@ export class Listener {
             return;
           }
           case 'gssenc':
-            if (encrypted) return fail('unexpected GSSENCRequest after encryption negotiation');
-            negotiatedGss = true;
+            if (gssDone) return fail('unexpected GSSENCRequest after encryption negotiation');
+            gssDone = true;
             sock.write('N');
             continue;
           case 'cancel': {

@@ -122,7 +122,7 @@ export class Session implements SessionContext {
     this.id = opts.id;
     this.params = opts.params;
     this.log = opts.log;
-    this.framer = new Framer(true, opts.maxMessageSize ?? MAX_MESSAGE_SIZE);
+    this.framer = new Framer(true, opts.maxMessageSize ?? MAX_MESSAGE_SIZE, (t) => FRONTEND_TYPES.has(t));
     if (initial.length) this.framer.push(initial);
     client.on('data', (chunk: Buffer) => {
       this.framer.push(chunk);

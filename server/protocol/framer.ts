@@ -28,6 +28,8 @@ export class Framer {
   constructor(
     private readonly typed: boolean,
     private readonly maxSize: number,
+    /** Typed framers: reject an unknown type byte as soon as it arrives (Postgres checks it before the length). */
+    private readonly validType?: (type: number) => boolean,
   ) {}
 
   push(chunk: Buffer): void {
@@ -74,6 +76,11 @@ export class Framer {
   next(): Buffer | null {
     const headerLen = this.typed ? 5 : 4;
     if (this.need > 0 && this.available() < this.need) return null;
+    if (this.validType !== undefined && this.available() > 0) {
+      this.compact(1);
+      const t = this.buf![this.pos];
+      if (!this.validType(t)) throw new ProtocolViolation(`invalid frontend message type ${t}`);
+    }
     if (this.available() < headerLen) return null;
     this.compact(headerLen);
     const b = this.buf!;
