@@ -1,0 +1,117 @@
+// The StatementHandler seam: answering a query in Winnow, rewriting a query, rewriting backend messages,
+// and running internal queries on the session's own backend connection — with real clients.
+import { serialize } from 'pg-protocol';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CommandComplete, DataRow, RowDescription, decodeDataRow, decodeRowDescription, B,
+} from '../../server/protocol/messages.ts';
+import type { StatementHandler } from '../../server/session.ts';
+import { sharedParseCache } from '../../sql/parse.ts';
+import { RawConn, harness, type Harness } from './helpers.ts';
+
+let h: Harness;
+const seen: string[] = [];
+
+function handler(): StatementHandler {
+  let shoutColumn = -1;
+  return {
+    onQuery(ctx, q) {
+      if (q.parsed.ok) seen.push(q.parsed.statements.map((s) => s.kind).join(','));
+      else seen.push('parse-error');
+      if (q.text === 'SHOW winnow_version') {
+        return {
+          respond: [RowDescription([{ name: 'winnow_version', typeOid: 25 }]), DataRow(['0.1.0']), CommandComplete('SHOW')],
+        };
+      }
+      if (q.text === 'SELECT winnow_rewrite()') return { forward: [serialize.query('SELECT 7 AS rewritten')] };
+      if (q.text === 'SELECT winnow_whoami()') {
+        return ctx.query('SELECT current_user AS u, pg_backend_pid() AS pid').then((r) => ({
+          respond: [
+            RowDescription([{ name: 'u', typeOid: 25 }, { name: 'pid', typeOid: 23 }]),
+            DataRow([r.rows[0][0], r.rows[0][1]]),
+            CommandComplete('SELECT 1'),
+          ],
+        }));
+      }
+      return undefined;
+    },
+    onBackendMessage(_ctx, frame) {
+      if (frame[0] === B.RowDescription) {
+        shoutColumn = decodeRowDescription(frame).findIndex((f) => f.name === 'shout');
+      } else if (frame[0] === B.DataRow && shoutColumn >= 0) {
+        const vals = decodeDataRow(frame);
+        return DataRow(vals.map((v, i) => (i === shoutColumn && v ? v.toString().toUpperCase() : v)));
+      } else if (frame[0] === B.CommandComplete) {
+        shoutColumn = -1;
+      }
+      return undefined;
+    },
+  };
+}
+
+beforeAll(async () => {
+  h = await harness({ handlerFactory: handler });
+});
+afterAll(async () => {
+  await h?.close();
+});
+
+describe('StatementHandler hooks', () => {
+  it('every Query is parsed with libpg-query (cached), and parse failures pass through to Postgres', async () => {
+    const c = await h.client();
+    await c.query('SELECT 1; CREATE TEMP TABLE x (a int)');
+    const misses = sharedParseCache.misses;
+    await c.query('SELECT 1; CREATE TEMP TABLE y (a int)');
+    await c.query('SELECT 1; CREATE TEMP TABLE y2 (a int)');
+    await c.query('SELECT 1 AS same');
+    await c.query('SELECT 1 AS same');
+    expect(sharedParseCache.misses - misses).toBe(3);
+    expect(seen).toContain('SelectStmt,CreateStmt');
+    const err = await c.query('SELEC 1').catch((e) => e);
+    expect(err.code).toBe('42601');
+    expect(err.position).toBe('1');
+    expect(seen.at(-1)).toBe('parse-error');
+    await c.end();
+  });
+
+  it('answers a query itself with the right transaction status', async () => {
+    const c = await h.client();
+    expect((await c.query('SHOW winnow_version')).rows).toEqual([{ winnow_version: '0.1.0' }]);
+    await c.query('BEGIN');
+    expect((await c.query('SHOW winnow_version')).rows).toEqual([{ winnow_version: '0.1.0' }]);
+    await c.query('ROLLBACK');
+    const raw = await RawConn.startup(h.conn.port, h.conn.user, h.conn.database);
+    // Pipelined: the local answer is delivered in order between backend answers.
+    raw.write(Buffer.concat([serialize.query('BEGIN'), serialize.query('SELECT pg_sleep(0.2)'), serialize.query('SHOW winnow_version'), serialize.query('SELECT 2')]));
+    const ms: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const part = await raw.readUntil('Z');
+      ms.push(part.map((m) => m.type).join('') + part.at(-1)!.body.toString());
+    }
+    expect(ms).toEqual(['CZT', 'TDCZT', 'TDCZT', 'TDCZT']);
+    raw.destroy();
+    await c.end();
+  });
+
+  it('rewrites a query and rewrites backend rows', async () => {
+    const c = await h.client();
+    expect((await c.query('SELECT winnow_rewrite()')).rows).toEqual([{ rewritten: 7 }]);
+    expect((await c.query(`SELECT 'quiet' AS shout, 'quiet' AS calm`)).rows).toEqual([{ shout: 'QUIET', calm: 'quiet' }]);
+    await c.end();
+  });
+
+  it('runs an internal query on the session\'s own backend connection (async hook)', async () => {
+    const c = await h.client();
+    const pid = (await c.query('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    const r = await c.query('SELECT winnow_whoami()');
+    expect(r.rows[0]).toEqual({ u: h.conn.user, pid });
+    await c.end();
+    const sql = postgres({ ...h.conn, username: h.conn.user, max: 1 });
+    const [a, b, d] = await Promise.all([sql`SELECT 1 AS a`, sql.unsafe('SELECT winnow_whoami()'), sql`SELECT 3 AS d`]);
+    expect(a[0].a).toBe(1);
+    expect(b[0].u).toBe(h.conn.user);
+    expect(d[0].d).toBe(3);
+    await sql.end();
+  });
+});
