@@ -142,57 +142,80 @@ CREATE FUNCTION vector_dims(halfvec) RETURNS integer LANGUAGE sql IMMUTABLE STRI
 $$;
 
 
--- Distances. pgvector sums float4 products in float4; these sum in float8 (closer to the exact
--- value; agreement with pgvector is well inside 1e-6 relative) and turn a sum beyond FLT_MAX into
--- Infinity as pgvector's float4 accumulator would. ProjectSet (two unnest() in the target list,
--- which advance in lockstep) is the fastest pure-SQL form measured: ~45 us per 512-d row vs ~145 us
--- for unnest(a, b) in FROM and ~140 us for a PL/pgSQL loop.
-CREATE FUNCTION halfvec_l2_squared_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT CASE WHEN cardinality(a::real[]) <> cardinality(b::real[])
-    THEN winnow.raise('22000', 'different halfvec dimensions ' || cardinality(a::real[]) || ' and ' || cardinality(b::real[]), 0::float8)
-    ELSE (SELECT CASE WHEN s >= 3.4028235677973366e38 THEN 'Infinity'::float8 ELSE s END
-            FROM (SELECT sum(d * d) AS s FROM (SELECT unnest(a::real[])::float8 - unnest(b::real[]) AS d) t) u)
-  END
-$$;
+-- Distances accumulate in float4, element by element, exactly like pgvector's C loops (results are
+-- bit-identical to pgvector 0.8.0 in PGlite). Postgres's float4 operators raise on overflow/underflow
+-- where C yields Infinity/0, so that rare case is recomputed in float8 (Infinity past FLT_MAX).
+-- PL/pgSQL caches the inner query's plan across calls; with two unnest() in one target list
+-- (ProjectSet, lockstep) this is the fastest pure-SQL form measured (see sql/README.md).
+CREATE FUNCTION halfvec_l2_squared_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  IF cardinality(a::real[]) <> cardinality(b::real[]) THEN
+    RAISE EXCEPTION 'different halfvec dimensions % and %', cardinality(a::real[]), cardinality(b::real[]) USING ERRCODE = 'data_exception';
+  END IF;
+  RETURN (SELECT sum((x - y) * (x - y)) FROM (SELECT unnest(a::real[]) AS x, unnest(b::real[]) AS y) t)::float8;
+EXCEPTION WHEN numeric_value_out_of_range THEN
+  RETURN winnow.float4_overflow((SELECT sum(d * d) FROM (SELECT unnest(a::real[])::float8 - unnest(b::real[]) AS d) t));
+END $$;
 
-CREATE FUNCTION l2_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT sqrt(halfvec_l2_squared_distance(a, b))
-$$;
+CREATE FUNCTION l2_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  IF cardinality(a::real[]) <> cardinality(b::real[]) THEN
+    RAISE EXCEPTION 'different halfvec dimensions % and %', cardinality(a::real[]), cardinality(b::real[]) USING ERRCODE = 'data_exception';
+  END IF;
+  RETURN sqrt((SELECT sum((x - y) * (x - y)) FROM (SELECT unnest(a::real[]) AS x, unnest(b::real[]) AS y) t)::float8);
+EXCEPTION WHEN numeric_value_out_of_range THEN
+  RETURN sqrt(winnow.float4_overflow((SELECT sum(d * d) FROM (SELECT unnest(a::real[])::float8 - unnest(b::real[]) AS d) t)));
+END $$;
 
-CREATE FUNCTION inner_product(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT CASE WHEN cardinality(a::real[]) <> cardinality(b::real[])
-    THEN winnow.raise('22000', 'different halfvec dimensions ' || cardinality(a::real[]) || ' and ' || cardinality(b::real[]), 0::float8)
-    ELSE (SELECT CASE WHEN s >= 3.4028235677973366e38 THEN 'Infinity'::float8
-                      WHEN s <= -3.4028235677973366e38 THEN '-Infinity'::float8 ELSE s END
-            FROM (SELECT sum(x * y) AS s FROM (SELECT unnest(a::real[])::float8 AS x, unnest(b::real[]) AS y) t) u)
-  END
-$$;
+CREATE FUNCTION inner_product(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  IF cardinality(a::real[]) <> cardinality(b::real[]) THEN
+    RAISE EXCEPTION 'different halfvec dimensions % and %', cardinality(a::real[]), cardinality(b::real[]) USING ERRCODE = 'data_exception';
+  END IF;
+  RETURN (SELECT sum(x * y) FROM (SELECT unnest(a::real[]) AS x, unnest(b::real[]) AS y) t)::float8;
+EXCEPTION WHEN numeric_value_out_of_range THEN
+  RETURN winnow.float4_overflow((SELECT sum(x * y) FROM (SELECT unnest(a::real[])::float8 AS x, unnest(b::real[]) AS y) t));
+END $$;
 
 CREATE FUNCTION halfvec_negative_inner_product(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT -inner_product(a, b)
 $$;
 
-CREATE FUNCTION cosine_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT CASE WHEN cardinality(a::real[]) <> cardinality(b::real[])
-    THEN winnow.raise('22000', 'different halfvec dimensions ' || cardinality(a::real[]) || ' and ' || cardinality(b::real[]), 0::float8)
-    ELSE (SELECT CASE WHEN na * nb = 0 OR na >= 3.4028235677973366e38 OR nb >= 3.4028235677973366e38 THEN 'NaN'::float8
-                      ELSE 1 - greatest(-1, least(1, ab / sqrt(na * nb))) END
-            FROM (SELECT sum(x * y) AS ab, sum(x * x) AS na, sum(y::float8 * y) AS nb
-                    FROM (SELECT unnest(a::real[])::float8 AS x, unnest(b::real[]) AS y) t) u)
-  END
-$$;
+CREATE FUNCTION cosine_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  ab float8;
+  na float8;
+  nb float8;
+BEGIN
+  IF cardinality(a::real[]) <> cardinality(b::real[]) THEN
+    RAISE EXCEPTION 'different halfvec dimensions % and %', cardinality(a::real[]), cardinality(b::real[]) USING ERRCODE = 'data_exception';
+  END IF;
+  BEGIN
+    SELECT sum(x * y), sum(x * x), sum(y * y) INTO ab, na, nb
+      FROM (SELECT unnest(a::real[]) AS x, unnest(b::real[]) AS y) t;
+  EXCEPTION WHEN numeric_value_out_of_range THEN
+    SELECT winnow.float4_overflow(sum(x * y)), winnow.float4_overflow(sum(x * x)), winnow.float4_overflow(sum(y::float8 * y)) INTO ab, na, nb
+      FROM (SELECT unnest(a::real[])::float8 AS x, unnest(b::real[]) AS y) t;
+  END;
+  IF na * nb = 0 OR na = 'Infinity' OR nb = 'Infinity' OR ab IN ('Infinity', '-Infinity') THEN
+    RETURN 'NaN';
+  END IF;
+  RETURN 1 - greatest(-1, least(1, ab / sqrt(na * nb)));
+END $$;
 
 CREATE FUNCTION halfvec_spherical_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT acos(greatest(-1, least(1, inner_product(a, b)))) / pi()
 $$;
 
-CREATE FUNCTION l1_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT CASE WHEN cardinality(a::real[]) <> cardinality(b::real[])
-    THEN winnow.raise('22000', 'different halfvec dimensions ' || cardinality(a::real[]) || ' and ' || cardinality(b::real[]), 0::float8)
-    ELSE (SELECT CASE WHEN s >= 3.4028235677973366e38 THEN 'Infinity'::float8 ELSE s END
-            FROM (SELECT sum(abs(d)) AS s FROM (SELECT unnest(a::real[])::float8 - unnest(b::real[]) AS d) t) u)
-  END
-$$;
+CREATE FUNCTION l1_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+BEGIN
+  IF cardinality(a::real[]) <> cardinality(b::real[]) THEN
+    RAISE EXCEPTION 'different halfvec dimensions % and %', cardinality(a::real[]), cardinality(b::real[]) USING ERRCODE = 'data_exception';
+  END IF;
+  RETURN (SELECT sum(abs(x - y)) FROM (SELECT unnest(a::real[]) AS x, unnest(b::real[]) AS y) t)::float8;
+EXCEPTION WHEN numeric_value_out_of_range THEN
+  RETURN winnow.float4_overflow((SELECT sum(abs(d)) FROM (SELECT unnest(a::real[])::float8 - unnest(b::real[]) AS d) t));
+END $$;
 
 CREATE FUNCTION l2_norm(halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT sqrt(sum(x * x)) FROM (SELECT unnest($1::real[])::float8 AS x) t

@@ -154,7 +154,8 @@ BEGIN
   PERFORM set_config('client_min_messages', 'warning', true);
   DROP TYPE vector, halfvec CASCADE;
   DROP FUNCTION IF EXISTS hamming_distance(bit, bit), jaccard_distance(bit, bit),
-    vector_typmod_in(cstring[]), vector_typmod_out(integer), halfvec_typmod_in(cstring[]), halfvec_typmod_out(integer) CASCADE;
+    vector_typmod_in(cstring[]), vector_typmod_out(integer), halfvec_typmod_in(cstring[]), halfvec_typmod_out(integer),
+    vector_combine(double precision[], double precision[]), halfvec_combine(double precision[], double precision[]) CASCADE;
   DROP SCHEMA winnow CASCADE;
   PERFORM set_config('client_min_messages', old_level, true);
 END`)}`;

@@ -26,7 +26,7 @@ export const emptyCatalog: Catalog = { vectorColumns: () => undefined };
 
 export type RewriteResult =
   | { ok: true; sql: string; changed: boolean }
-  | { ok: false; error: PgvectorError };
+  | { ok: false; error: PgvectorError; /** index of the statement whose literal failed */ index: number };
 
 type Node = Record<string, any>;
 
@@ -94,6 +94,8 @@ function typeNameOf(tn: Node | undefined): { kind: VectorKind; typmod: number } 
   const mods: Node[] | undefined = tn!.typmods;
   let typmod = -1;
   if (mods?.length === 1 && mods[0].A_Const?.ival !== undefined) typmod = mods[0].A_Const.ival.ival ?? 0;
+  // An invalid typmod is Postgres's to report (vector_typmod_in raises pgvector's messages).
+  if (typmod < 1 || typmod > 16000) typmod = -1;
   return { kind: last as VectorKind, typmod };
 }
 
@@ -183,6 +185,20 @@ class Rewriter {
     if (n.A_Expr && ['+', '-', '*', '||'].includes(opName(n.A_Expr) ?? '')) {
       return this.kindOf(n.A_Expr.lexpr) ?? this.kindOf(n.A_Expr.rexpr);
     }
+    const siblings = this.siblings(n);
+    if (siblings) for (const x of siblings) {
+      const k = this.kindOf(x);
+      if (k) return k;
+    }
+    return undefined;
+  }
+
+  /** Expressions whose types Postgres unifies (a literal among them takes the others' type). */
+  siblings(n: Node): Node[] | undefined {
+    if (n.CoalesceExpr) return n.CoalesceExpr.args;
+    if (n.MinMaxExpr) return n.MinMaxExpr.args;
+    if (n.A_ArrayExpr) return n.A_ArrayExpr.elements;
+    if (n.CaseExpr) return [...(n.CaseExpr.args ?? []).map((w: Node) => w.CaseWhen?.result), n.CaseExpr.defresult].filter(Boolean);
     return undefined;
   }
 
@@ -196,7 +212,22 @@ class Rewriter {
     if (n.TypeCast) {
       const t = typeNameOf(n.TypeCast.typeName);
       if (t) this.literal(n.TypeCast.arg, t.kind, t.typmod);
-    } else if (n.A_Expr && n.A_Expr.kind === 'AEXPR_OP') {
+    } else if (this.siblings(n)) {
+      const sib = this.siblings(n)!;
+      const k = sib.map((x) => this.kindOf(x)).find(Boolean);
+      if (k) for (const x of sib) this.literal(x, k);
+    } else if (n.SelectStmt?.valuesLists) {
+      const rows: Node[][] = n.SelectStmt.valuesLists.map((r: Node) => r.List?.items ?? []);
+      const width = Math.max(0, ...rows.map((r) => r.length));
+      for (let c = 0; c < width; c++) {
+        const k = rows.map((r) => this.kindOf(r[c])).find(Boolean);
+        if (k) for (const r of rows) this.literal(r[c], k);
+      }
+    } else if (n.A_Expr && n.A_Expr.kind === 'AEXPR_IN') {
+      const k = this.kindOf(n.A_Expr.lexpr);
+      const items: Node[] = n.A_Expr.rexpr?.List?.items ?? (Array.isArray(n.A_Expr.rexpr) ? n.A_Expr.rexpr : []);
+      if (k) for (const x of items) this.literal(x, k);
+    } else if (n.A_Expr && ['AEXPR_OP', 'AEXPR_DISTINCT', 'AEXPR_NOT_DISTINCT', 'AEXPR_NULLIF'].includes(n.A_Expr.kind)) {
       const op = opName(n.A_Expr) ?? '';
       const { lexpr, rexpr } = n.A_Expr;
       if (DISTANCE_OPS.has(op) || VECTOR_OPS.has(op)) {
@@ -273,14 +304,16 @@ export function rewriteStatements(
 ): RewriteResult {
   const buf = Buffer.from(text, 'utf8');
   const all: Replacement[] = [];
+  let index = 0;
   try {
     for (const s of statements) {
       const r = new Rewriter(buf, 0, catalog, s.stmt as Node);
       r.walk(s.stmt);
       all.push(...r.replacements);
+      index++;
     }
   } catch (err) {
-    if (err instanceof PgvectorError) return { ok: false, error: err };
+    if (err instanceof PgvectorError) return { ok: false, error: err, index };
     throw err;
   }
   if (all.length === 0) return { ok: true, sql: text, changed: false };
@@ -293,4 +326,12 @@ export function rewriteStatements(
   }
   parts.push(buf.subarray(pos));
   return { ok: true, sql: Buffer.concat(parts).toString('utf8'), changed: true };
+}
+
+/** A statement that makes Postgres itself raise `e` (so transaction state follows, as with pgvector). */
+export function raiseStatement(e: PgvectorError): string {
+  const q = (x: string) => `'${x.replace(/'/g, "''")}'`;
+  let tag = 'winnow_raise';
+  while (e.message.includes(`$${tag}$`) || (e.detail ?? '').includes(`$${tag}$`)) tag += '_';
+  return `DO $${tag}$BEGIN RAISE EXCEPTION USING ERRCODE = ${q(e.code)}, MESSAGE = ${q(e.message)}${e.detail ? `, DETAIL = ${q(e.detail)}` : ''}; END$${tag}$`;
 }

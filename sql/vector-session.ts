@@ -21,7 +21,7 @@ import {
   PgvectorError, arrayBinaryToVectorBinary, arrayTextToVectorText, vectorBinaryToArrayBinary, vectorTextToArrayText,
   type VectorKind,
 } from './vector-format.ts';
-import { rewriteStatements, type AllColumnsCatalog, type VectorColumn } from './vector-rewrite.ts';
+import { raiseStatement, rewriteStatements, type AllColumnsCatalog, type VectorColumn } from './vector-rewrite.ts';
 
 type Node = Record<string, any>;
 
@@ -31,12 +31,15 @@ interface TableInfo {
 }
 
 interface ColumnKinds {
-  kinds: (VectorKind | undefined)[];
+  kinds: (VectorKind | 'array' | undefined)[];
   formats: number[];
   any: boolean;
 }
 
 type Pending =
+  | { t: 'parse' }
+  | { t: 'injParse' }
+  | { t: 'injBind' }
   | { t: 'bind'; stmt: string; formats: number[] }
   | { t: 'describeS'; name: string }
   | { t: 'describeP' }
@@ -60,6 +63,8 @@ export class VectorSession implements StatementHandler {
   /** OIDs of Winnow's vector/halfvec types in this database; null = not loaded yet. */
   private types: Map<number, VectorKind> | null = null;
   private oids: { vector?: number; halfvec?: number } = {};
+  /** vector[] / halfvec[] (text results translated element by element). */
+  private arrayTypes = new Map<number, VectorKind>();
   private pgvectorAvailable: boolean | null = null;
   private tables = new Map<string, TableInfo | null>();
   private stmtParams = new Map<string, number[]>();
@@ -67,7 +72,6 @@ export class VectorSession implements StatementHandler {
   private pending: Pending[] = [];
   private current: ColumnKinds | null = null;
   private tagReplace: string[] = [];
-  private skipUntilSync = false;
   private invalidateAtReady = false;
   private copyIn: { kinds: (VectorKind | undefined)[]; rest: string } | null = null;
   private copyOutKinds: (VectorKind | undefined)[] | null = null;
@@ -78,13 +82,15 @@ export class VectorSession implements StatementHandler {
   private async loadTypes(ctx: SessionContext): Promise<void> {
     if (this.types) return;
     const r = await ctx.query(
-      `SELECT t.oid, t.typname FROM pg_catalog.pg_type t WHERE t.typname IN ('vector', 'halfvec') AND t.typelem = 'pg_catalog.float4'::pg_catalog.regtype`,
+      `SELECT t.oid, t.typname, t.typarray FROM pg_catalog.pg_type t WHERE t.typname IN ('vector', 'halfvec') AND t.typelem = 'pg_catalog.float4'::pg_catalog.regtype`,
     );
     this.types = new Map();
+    this.arrayTypes = new Map();
     this.oids = {};
     if (r.error) return;
-    for (const [oid, name] of r.rows) {
+    for (const [oid, name, arr] of r.rows) {
       this.types.set(Number(oid), name as VectorKind);
+      this.arrayTypes.set(Number(arr), name as VectorKind);
       this.oids[name as VectorKind] = Number(oid);
     }
   }
@@ -131,7 +137,7 @@ export class VectorSession implements StatementHandler {
   // ------------------------------------------------------------ statements
 
   /** Rewrites a statement text; returns the new text, or an error to report. */
-  private async rewrite(ctx: SessionContext, parsed: ParseResult): Promise<{ sql: string; changed: boolean } | { error: PgvectorError }> {
+  private async rewrite(ctx: SessionContext, parsed: ParseResult): Promise<{ sql: string; changed: boolean } | { error: PgvectorError; sql: string }> {
     if (!parsed.ok) return { sql: parsed.text, changed: false };
     let text = parsed.text;
     let changed = false;
@@ -173,7 +179,14 @@ export class VectorSession implements StatementHandler {
     collectRelnames(statements.map((s) => s.stmt), rels);
     await this.loadTables(ctx, rels);
     const r = rewriteStatements(text, statements, this.catalog());
-    if (!r.ok) return { error: r.error };
+    if (!r.ok) {
+      // Statements before the failing one still run; the failing one raises pgvector's error in Postgres.
+      const failing = statements[r.index];
+      const prefix = Buffer.from(text, 'utf8').subarray(0, failing.location).toString('utf8');
+      const before = rewriteStatements(prefix, statements.slice(0, r.index), this.catalog());
+      const head = before.ok ? before.sql : prefix;
+      return { error: r.error, sql: head + (r.index > 0 && !/;\s*$/.test(head) ? ';' : '') + raiseStatement(r.error) };
+    }
     return { sql: r.sql, changed: r.changed || changed };
   }
 
@@ -181,21 +194,14 @@ export class VectorSession implements StatementHandler {
     this.pending.push({ t: 'query' });
     const r = await this.rewrite(ctx, q.parsed);
     await this.prepareCopy(ctx, q.parsed);
-    if ('error' in r) {
-      this.pending.pop();
-      return { respond: [errorFrame(r.error)], readyForQuery: true };
-    }
+    if ('error' in r) return { forward: [serialize.query(r.sql)] };
     if (!r.changed) return undefined;
     return { forward: [serialize.query(r.sql)] };
   }
 
   async onParse(ctx: SessionContext, p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
-    if (this.skipUntilSync) return { forward: [] };
     const r = await this.rewrite(ctx, p.parsed);
-    if ('error' in r) {
-      this.skipUntilSync = true;
-      return { respond: [errorFrame(r.error)], readyForQuery: false };
-    }
+    if ('error' in r) return { forward: this.injectError(r.error) };
     // Learn the parameter types Postgres infers, so Bind values of vector type can be translated.
     let types = p.paramTypes.slice();
     if (this.types?.size && p.parsed.ok && hasParams(p.parsed.statements.map((s) => s.stmt)) && types.every((t) => t === 0 || !this.types!.has(t))) {
@@ -204,6 +210,7 @@ export class VectorSession implements StatementHandler {
     }
     this.stmtParams.set(p.name, types);
     this.stmtFields.delete(p.name);
+    this.pending.push({ t: 'parse' });
     if (!r.changed) return undefined;
     return { forward: [serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes })] };
   }
@@ -225,8 +232,17 @@ export class VectorSession implements StatementHandler {
     return out;
   }
 
+  /**
+   * Extended protocol: make Postgres raise `e` in place of the client's message, so the error, the
+   * skip-to-Sync and the transaction state are Postgres's own. The injected statement's ParseComplete
+   * and BindComplete are dropped on the way back.
+   */
+  private injectError(e: PgvectorError): Buffer[] {
+    this.pending.push({ t: 'injParse' }, { t: 'injBind' });
+    return [serialize.parse({ name: '', text: raiseStatement(e), types: [] }), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '', rows: 0 })];
+  }
+
   onBind(_ctx: SessionContext, frame: Buffer): FrontendAction {
-    if (this.skipUntilSync) return { forward: [] };
     const b = decodeBind(frame);
     this.pending.push({ t: 'bind', stmt: b.statement, formats: b.resultFormats });
     const types = this.stmtParams.get(b.statement);
@@ -244,30 +260,20 @@ export class VectorSession implements StatementHandler {
     } catch (err) {
       if (!(err instanceof PgvectorError)) throw err;
       this.pending.pop();
-      this.skipUntilSync = true;
-      return { respond: [errorFrame(err)], readyForQuery: false };
+      return { forward: this.injectError(err) };
     }
     if (!changed) return undefined;
     return { forward: [encodeBind(b.portal, b.statement, b.paramFormats, params, b.resultFormats)] };
   }
 
   onDescribe(_ctx: SessionContext, frame: Buffer): FrontendAction {
-    if (this.skipUntilSync) return { forward: [] };
     const d = decodeTarget(frame);
     this.pending.push(d.target === 'S' ? { t: 'describeS', name: d.name } : { t: 'describeP' });
     return undefined;
   }
 
-  onExecute(): FrontendAction {
-    if (this.skipUntilSync) return { forward: [] };
-    return undefined;
-  }
-
   onSync(): FrontendAction {
     this.pending.push({ t: 'sync' });
-    if (this.skipUntilSync) {
-      this.skipUntilSync = false;
-    }
     return undefined;
   }
 
@@ -327,6 +333,15 @@ export class VectorSession implements StatementHandler {
   // ------------------------------------------------------------ results
 
   onBackendMessage(_ctx: SessionContext, frame: Buffer): Buffer | Buffer[] | null | undefined {
+    if (frame[0] === B.ParseComplete) {
+      const head = this.pending[0];
+      if (head?.t === 'parse' || head?.t === 'injParse') this.pending.shift();
+      return head?.t === 'injParse' ? null : undefined;
+    }
+    if (frame[0] === B.BindComplete && this.pending[0]?.t === 'injBind') {
+      this.pending.shift();
+      return null;
+    }
     switch (frame[0]) {
       case B.RowDescription: {
         const fields = decodeRowDescription(frame);
@@ -373,6 +388,7 @@ export class VectorSession implements StatementHandler {
         const out = values.map((v, i) => {
           const kind = cur.kinds[i];
           if (!kind || v === null) return v;
+          if (kind === 'array') return cur.formats[i] === 1 ? v : vectorArrayText(v.toString('utf8'));
           return cur.formats[i] === 1 ? arrayBinaryToVectorBinary(v, kind) : arrayTextToVectorText(v.toString('utf8'));
         });
         return DataRow(out);
@@ -432,9 +448,14 @@ export class VectorSession implements StatementHandler {
   }
 
   private kindsOf(fields: FieldDescription[], formats: number[]): ColumnKinds {
-    const kinds = fields.map((f) => this.types?.get(f.typeOid));
+    const kinds = fields.map((f) => this.types?.get(f.typeOid) ?? (this.arrayTypes.has(f.typeOid) ? ('array' as const) : undefined));
     return { kinds, formats, any: kinds.some(Boolean) };
   }
+}
+
+/** Text of a vector[] ('{"{1,2}","{3,4}"}') -> pgvector's ('{"[1,2]","[3,4]"}'). */
+export function vectorArrayText(text: string): string {
+  return text.replace(/"\{([^"}]*)\}"/g, '"[$1]"');
 }
 
 function expandFormats(formats: number[], n: number): number[] {
