@@ -14,7 +14,7 @@ const idx = new VectorIndex({
   vectorStorage: storage as 'float32' | 'float16',
 });
 let t = performance.now();
-await idx.train(ds.base);
+await idx.train(ds.base, process.env.PROGRESS ? (p, d, tot) => console.log(`${(performance.now() - t).toFixed(0)} ms ${p} ${d}/${tot}`) : undefined);
 const tTrain = performance.now() - t;
 const ids = new BigInt64Array(ds.n).map((_, i) => BigInt(i));
 t = performance.now();
@@ -22,17 +22,22 @@ await idx.add(ids, ds.base);
 const tAdd = performance.now() - t;
 console.log(`${name} n=${ds.n} d=${ds.dim} ${metric} train ${tTrain.toFixed(0)} ms add ${tAdd.toFixed(0)} ms build ${(tTrain + tAdd).toFixed(0)} ms`, idx.stats());
 const k = 10;
-for (const kFactor of [5, 10, 20]) {
-  for (const nprobe of [8, 16, 32, 64, 128]) {
+const kfs = (process.env.KFS ?? '5,10').split(',').map(Number);
+const nps = (process.env.NPS ?? '16,32,64,128').split(',').map(Number);
+for (const kFactor of kfs) {
+  for (const nprobe of nps) {
     const res = new Float64Array(ds.nq * k);
     // warm
     for (let i = 0; i < 50; i++) idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k, nprobe, kFactor });
+    const cpu0 = process.cpuUsage();
     t = performance.now();
     for (let i = 0; i < ds.nq; i++) {
       const r = idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k, nprobe, kFactor });
       for (let j = 0; j < k; j++) res[i * k + j] = Number(r.ids[j]);
     }
     const dt = performance.now() - t;
-    console.log(`kFactor=${kFactor} nprobe=${nprobe} recall@10=${recallAtK(res, gt, ds.nq, k, ds.gtK).toFixed(4)} QPS=${((ds.nq / dt) * 1000).toFixed(0)}`);
+    const cpu = process.cpuUsage(cpu0);
+    const cpuMs = (cpu.user + cpu.system) / 1000;
+    console.log(`kFactor=${kFactor} nprobe=${nprobe} recall@10=${recallAtK(res, gt, ds.nq, k, ds.gtK).toFixed(4)} QPS=${((ds.nq / dt) * 1000).toFixed(0)} cpuQPS=${((ds.nq / cpuMs) * 1000).toFixed(0)}`);
   }
 }

@@ -1,6 +1,7 @@
 #include "params.h"
 
 #include <algorithm>
+#include <atomic>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -28,6 +29,56 @@ void Params::check_compatible(const Params& o) const {
                                 ", reducedDim " + std::to_string(o.dr) + ", nlist " + std::to_string(o.nlist) + ")");
 }
 
+namespace {
+// 16-centroid k-means on 2-d points, specialised because it runs m times per build
+// and the generic path's per-call overheads dominate at d = 2.
+void kmeans16_2d(const float* x, size_t n, uint64_t seed, float* out) {
+  float c[32];
+  if (n < 16) {
+    for (size_t k = 0; k < 16; k++) {
+      c[2 * k] = n ? x[2 * (k % n)] : 0.f;
+      c[2 * k + 1] = n ? x[2 * (k % n) + 1] : 0.f;
+    }
+    std::copy(c, c + 32, out);
+    return;
+  }
+  uint64_t st = seed * 0x9E3779B97F4A7C15ull + 1;
+  for (size_t k = 0; k < 16; k++) {
+    st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+    size_t i = size_t(st % n);
+    c[2 * k] = x[2 * i];
+    c[2 * k + 1] = x[2 * i + 1];
+  }
+  for (int it = 0; it < 10; it++) {
+    double sx[16] = {0}, sy[16] = {0};
+    size_t cnt[16] = {0};
+    for (size_t i = 0; i < n; i++) {
+      float a = x[2 * i], b = x[2 * i + 1];
+      float best = std::numeric_limits<float>::infinity();
+      int bk = 0;
+      for (int k = 0; k < 16; k++) {
+        float da = a - c[2 * k], db = b - c[2 * k + 1];
+        float dd = da * da + db * db;
+        if (dd < best) { best = dd; bk = k; }
+      }
+      sx[bk] += a; sy[bk] += b; cnt[bk]++;
+    }
+    for (int k = 0; k < 16; k++) {
+      if (cnt[k]) {
+        c[2 * k] = float(sx[k] / double(cnt[k]));
+        c[2 * k + 1] = float(sy[k] / double(cnt[k]));
+      } else {  // re-seed an empty centroid from a random point
+        st ^= st << 13; st ^= st >> 7; st ^= st << 17;
+        size_t i = size_t(st % n);
+        c[2 * k] = x[2 * i];
+        c[2 * k + 1] = x[2 * i + 1];
+      }
+    }
+  }
+  std::copy(c, c + 32, out);
+}
+}  // namespace
+
 std::shared_ptr<Params> train_params(const float* x, size_t n, const TrainConfig& cfg, const Progress& progress) {
   auto P = std::make_shared<Params>();
   P->d = cfg.d;
@@ -36,9 +87,11 @@ std::shared_ptr<Params> train_params(const float* x, size_t n, const TrainConfig
   P->nlist = cfg.nlist;
   if (progress) progress("transform", 0, 1);
   // A few thousand rows pin down the covariance; more only costs time.
-  size_t npca = std::min<size_t>(n, 20000);
+  size_t npca = std::min<size_t>(n, 10000);
   P->T = train_pca_rotation(x, npca, cfg.d, cfg.dr, cfg.seed, cfg.nthreads);
   if (progress) progress("transform", 1, 1);
+  // Only the rows k-means and PQ training will look at need reducing.
+  n = std::min<size_t>(n, std::max<size_t>(cfg.nlist * 40, 65536));
   std::vector<float> xr(n * cfg.dr);
   parallel_for(n, cfg.nthreads, [&](size_t b, size_t e, size_t) {
     for (size_t i = b; i < e; i++) P->transform(x + i * cfg.d, &xr[i * cfg.dr], true);
@@ -49,25 +102,21 @@ std::shared_ptr<Params> train_params(const float* x, size_t n, const TrainConfig
   P->centroids = kmeans(xr.data(), ncoarse, cfg.dr, cfg.nlist, 10, cfg.seed + 1, cfg.nthreads, progress, "ivf");
   // 4-bit PQ codebooks: 16 centroids per 2-d sub-space, on the reduced vectors
   // themselves (not IVF residuals) so one LUT per query serves every probed list.
-  size_t npq = std::min<size_t>(n, 65536);
+  size_t npq = std::min<size_t>(n, 16384);
   P->codebooks.assign(P->m * 32, 0.f);
-  std::vector<float> sub(npq * 2);
-  for (size_t j = 0; j < P->m; j++) {
-    if (progress) progress("pq", j, P->m);
-    for (size_t i = 0; i < npq; i++) {
-      sub[2 * i] = xr[i * cfg.dr + 2 * j];
-      sub[2 * i + 1] = xr[i * cfg.dr + 2 * j + 1];
-    }
-    if (npq >= 16) {
-      auto cb = kmeans(sub.data(), npq, 2, 16, 12, cfg.seed + 100 + j, 1);
-      std::copy(cb.begin(), cb.end(), P->codebooks.begin() + j * 32);
-    } else {
-      for (size_t c = 0; c < 16; c++) {
-        P->codebooks[j * 32 + 2 * c] = sub[2 * (c % npq)];
-        P->codebooks[j * 32 + 2 * c + 1] = sub[2 * (c % npq) + 1];
+  std::atomic<size_t> pq_done{0};
+  parallel_for(P->m, cfg.nthreads, [&](size_t jb, size_t je, size_t t) {
+    std::vector<float> sub(npq * 2);
+    for (size_t j = jb; j < je; j++) {
+      for (size_t i = 0; i < npq; i++) {
+        sub[2 * i] = xr[i * cfg.dr + 2 * j];
+        sub[2 * i + 1] = xr[i * cfg.dr + 2 * j + 1];
       }
+      kmeans16_2d(sub.data(), npq, cfg.seed + 100 + j, &P->codebooks[j * 32]);
+      size_t d = ++pq_done;
+      if (progress && t == 0) progress("pq", d, P->m);
     }
-  }
+  });
   if (progress) progress("pq", P->m, P->m);
   return P;
 }

@@ -39,7 +39,7 @@ class VectorStore {
     Chunk* c = chunk_for_write(id);
     size_t o = id & (kChunk - 1);
     c->ext[o] = ext;
-    c->tomb[o].store(0, std::memory_order_relaxed);
+    set_dead(c, o, false);
     if (f16_) {
       uint16_t* dst = reinterpret_cast<uint16_t*>(c->data.get()) + o * d_;
       for (size_t t = 0; t < d_; t++) dst[t] = float_to_half(v[t]);
@@ -52,7 +52,7 @@ class VectorStore {
     Chunk* c = chunk_for_write(id);
     size_t o = id & (kChunk - 1);
     c->ext[o] = ext;
-    c->tomb[o].store(dead ? 1 : 0, std::memory_order_relaxed);
+    set_dead(c, o, dead);
     std::memcpy(c->data.get() + o * d_ * elem_bytes(), row, d_ * elem_bytes());
   }
   void publish(uint32_t n) { n_pub_.store(n, std::memory_order_release); }
@@ -62,11 +62,16 @@ class VectorStore {
     return c->data.get() + (id & (kChunk - 1)) * d_ * elem_bytes();
   }
   int64_t ext(uint32_t id) const { return dir_[id >> kChunkBits].load(std::memory_order_acquire)->ext[id & (kChunk - 1)]; }
+  // Tombstones are bits (2 KiB per chunk) so the scan's liveness check stays in L1/L2.
   bool dead(uint32_t id) const {
-    return dir_[id >> kChunkBits].load(std::memory_order_acquire)->tomb[id & (kChunk - 1)].load(std::memory_order_acquire);
+    const Chunk* c = dir_[id >> kChunkBits].load(std::memory_order_acquire);
+    size_t o = id & (kChunk - 1);
+    return (c->tomb[o >> 6].load(std::memory_order_acquire) >> (o & 63)) & 1;
   }
   void kill(uint32_t id) {
-    dir_[id >> kChunkBits].load(std::memory_order_acquire)->tomb[id & (kChunk - 1)].store(1, std::memory_order_release);
+    Chunk* c = dir_[id >> kChunkBits].load(std::memory_order_acquire);
+    size_t o = id & (kChunk - 1);
+    c->tomb[o >> 6].fetch_or(uint64_t(1) << (o & 63), std::memory_order_release);
     n_dead_.fetch_add(1, std::memory_order_relaxed);
   }
   size_t n_dead() const { return n_dead_.load(std::memory_order_relaxed); }
@@ -80,8 +85,15 @@ class VectorStore {
   struct Chunk {
     std::unique_ptr<uint8_t[]> data;
     int64_t ext[kChunk];
-    std::atomic<uint8_t> tomb[kChunk];
+    std::atomic<uint64_t> tomb[kChunk / 64];
   };
+  static void set_dead(Chunk* c, size_t o, bool dead) {
+    uint64_t bit = uint64_t(1) << (o & 63);
+    if (dead)
+      c->tomb[o >> 6].fetch_or(bit, std::memory_order_relaxed);
+    else
+      c->tomb[o >> 6].fetch_and(~bit, std::memory_order_relaxed);
+  }
   Chunk* chunk_for_write(uint32_t id) {
     size_t ci = id >> kChunkBits;
     if (ci >= kMaxChunks) throw std::length_error("index full");
@@ -89,7 +101,7 @@ class VectorStore {
     if (!c) {
       c = new Chunk();
       c->data.reset(new uint8_t[kChunk * d_ * elem_bytes()]);
-      for (auto& t : c->tomb) t.store(1, std::memory_order_relaxed);
+      for (auto& t : c->tomb) t.store(~uint64_t(0), std::memory_order_relaxed);
       dir_[ci].store(c, std::memory_order_release);
     }
     return c;
