@@ -167,11 +167,12 @@ export function renderSvg(results: SystemResult[], title: string, k = 10): strin
   const color = (n: string) => COLORS[names.indexOf(n) % COLORS.length];
   const pts = all.flat().flatMap((s) => s.points);
   const minR = pts.length ? Math.min(...pts.map((p) => p.x)) : 0.5;
-  const xLo = Math.min(0.9, Math.max(0.5, Math.floor(minR * 10) / 10));
+  const xLo = Math.min(0.9, Math.max(0.7, Math.floor(minR * 10) / 10));
   const vis = pts.filter((p) => p.x >= xLo);
   const yLo = vis.length ? 10 ** Math.floor(Math.log10(Math.min(...vis.map((p) => p.y)))) : 1;
   const yHi = vis.length ? 10 ** Math.ceil(Math.log10(Math.max(...vis.map((p) => p.y)))) : 10;
-  const W = 1100, PW = 470, PH = 380, top = 50, left = 70, gap = 90;
+  const PW = 470, PH = 380, top = 50, left = 70, gap = 90;
+  const W = left + 2 * PW + gap + 30;
   const legendH = 18 * names.length + 20;
   const H = top + PH + 60 + legendH;
   const out: string[] = [

@@ -11,7 +11,7 @@ import type { RunSpec, SweepPoint, SystemResult } from '../types.ts';
 export const PYTHON = process.env.WINNOW_BENCH_PYTHON ?? '/usr/bin/python3';
 const SCRIPT = path.join(path.dirname(fileURLToPath(import.meta.url)), 'faiss_peer.py');
 export const FAISS_MISSING =
-  'FAISS peer unavailable: install Debian packages with `apt-get install -y python3-faiss python3-numpy` (used by /usr/bin/python3)';
+  'FAISS peer unavailable: install Debian packages with `apt-get install -y python3-faiss python3-numpy libopenblas0-openmp` (used by /usr/bin/python3)';
 
 export interface GroundTruthView {
   gt: Int32Array;
@@ -21,7 +21,8 @@ export interface GroundTruthView {
 
 export async function faissVersion(): Promise<string | null> {
   return new Promise((resolve) => {
-    const p = spawn(PYTHON, ['-c', 'import faiss, numpy; print(faiss.__version__, numpy.__version__)']);
+    const code = 'import faiss, numpy, os\nb = sorted({"/".join(os.path.realpath(l.split()[-1]).split("/")[-2:]) for l in open("/proc/self/maps") if "blas" in l.lower()})\nprint(faiss.__version__, numpy.__version__, "BLAS " + ",".join(b))';
+    const p = spawn(PYTHON, ['-c', code]);
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.on('error', () => resolve(null));
@@ -69,7 +70,7 @@ export async function runFaiss(spec: RunSpec, kind: 'ivfpqfs' | 'hnsw', truth: G
     peakRssMiB: done.peakRssMiB,
     baseRssMiB: build.baseRssMiB,
     twoThreadNote: 'batch search of all queries with faiss.omp_set_num_threads(2)',
-    notes: [`faiss ${build.faissVersion} (Debian python3-faiss), single queries timed in Python incl. call overhead`],
+    notes: [`faiss ${build.faissVersion} (Debian python3-faiss) with BLAS ${build.blas}; single queries timed in Python, including the call overhead`],
     points,
   };
 }
@@ -80,11 +81,11 @@ function runLines(cmd: string, args: string[]): Promise<string[]> {
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.on('error', reject);
-    p.on('close', (code) => {
+    p.on('close', (code, signal) => {
       const lines = out.split('\n').filter(Boolean);
       if (code !== 0) {
         const e = lines.map((l) => (l.startsWith('{') ? JSON.parse(l) : null)).find((m) => m?.type === 'error');
-        reject(new Error(e ? e.error : `${cmd} exited with ${code}`));
+        reject(new Error(e ? e.error : `${cmd} exited with ${code ?? signal}`));
       } else resolve(lines);
     });
   });
