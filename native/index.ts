@@ -127,6 +127,7 @@ function posInt(v: number | undefined, name: string, dflt: number): number {
  * Failed calls throw an Error and leave the index unchanged.
  */
 export class VectorIndex {
+  // Async methods are `async` so argument errors surface as rejections, never sync throws.
   readonly #h: NativeIndexHandle;
 
   constructor(opts: IndexOptions);
@@ -173,12 +174,12 @@ export class VectorIndex {
    * Learns the transform, IVF centroids and PQ codebooks from `sample` (rows × dim) off the
    * JS thread, then encodes vectors already added. Can be called once.
    */
-  train(sample: Float32Array, onProgress?: (phase: string, done: number, total: number) => void, threads = DEFAULT_THREADS): Promise<void> {
+  async train(sample: Float32Array, onProgress?: (phase: string, done: number, total: number) => void, threads = DEFAULT_THREADS): Promise<void> {
     return this.#h.train(sample, onProgress, posInt(threads, 'threads', DEFAULT_THREADS));
   }
 
   /** Inserts (or replaces, for an existing id) vectors, off the JS thread. */
-  add(ids: BigInt64Array, vectors: Float32Array, threads = DEFAULT_THREADS): Promise<void> {
+  async add(ids: BigInt64Array, vectors: Float32Array, threads = DEFAULT_THREADS): Promise<void> {
     return this.#h.add(ids, vectors, posInt(threads, 'threads', DEFAULT_THREADS));
   }
   addSync(ids: BigInt64Array, vectors: Float32Array): void {
@@ -193,18 +194,18 @@ export class VectorIndex {
   search(query: Float32Array, opts: SearchOptions): SearchResult {
     return this.#h.search(query, this.#opts(opts, 1));
   }
-  searchBatch(queries: Float32Array, opts: SearchOptions & { threads?: number }): Promise<SearchResult> {
+  async searchBatch(queries: Float32Array, opts: SearchOptions & { threads?: number }): Promise<SearchResult> {
     return this.#h.searchBatch(queries, this.#opts(opts, opts.threads ?? DEFAULT_THREADS));
   }
   /** Exact search over every live vector (or the filter's ids), multi-threaded. */
-  bruteForce(queries: Float32Array, opts: { k: number; threads?: number; filter?: BigInt64Array }): Promise<SearchResult> {
+  async bruteForce(queries: Float32Array, opts: { k: number; threads?: number; filter?: BigInt64Array }): Promise<SearchResult> {
     return this.#h.bruteForce(queries, this.#opts({ k: opts.k, filter: opts.filter }, opts.threads ?? DEFAULT_THREADS));
   }
-  compact(): Promise<void> {
+  async compact(): Promise<void> {
     return this.#h.compact();
   }
   /** Atomically replaces <dir>/index.winnow (temp file, fsync, rename). */
-  save(dir: string): Promise<void> {
+  async save(dir: string): Promise<void> {
     return this.#h.save(dir);
   }
   stats(): IndexStats {
