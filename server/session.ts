@@ -81,6 +81,37 @@ export type StatementHandlerFactory = (ctx: SessionContext) => StatementHandler 
 
 // ---------------------------------------------------------------- session
 
+/**
+ * Writes framed messages, merging views that are contiguous in the same receive buffer into one
+ * write (the common case: a whole batch the peer sent in one packet goes out as one zero-copy write).
+ */
+export function writeFrames(sock: net.Socket, frames: Buffer[]): boolean {
+  const n = frames.length;
+  if (n === 1) return sock.write(frames[0]);
+  let ok = true;
+  let ab = frames[0].buffer;
+  let start = frames[0].byteOffset;
+  let end = start + frames[0].length;
+  const flush = () => {
+    ok = sock.write(Buffer.from(ab, start, end - start)) && ok;
+  };
+  sock.cork();
+  for (let i = 1; i < n; i++) {
+    const f = frames[i];
+    if (f.buffer === ab && f.byteOffset === end) {
+      end += f.length;
+      continue;
+    }
+    flush();
+    ab = f.buffer;
+    start = f.byteOffset;
+    end = start + f.length;
+  }
+  flush();
+  sock.uncork();
+  return ok;
+}
+
 export interface SessionOptions {
   id: number;
   params: Record<string, string>;
@@ -94,6 +125,9 @@ export interface SessionOptions {
 }
 
 type Phase = 'connecting' | 'auth' | 'ready' | 'closed';
+
+/** Placeholder until a deferred parse has run (it runs before the session reads the next client data). */
+const DEFERRED: ParseResult = { ok: false, text: '', error: { message: 'not parsed yet' } };
 
 const AUTH_NEEDS_RESPONSE = new Set([2, 3, 5, 7, 8, 9, 10, 11]);
 /** Client messages pipelined before ReadyForQuery are held up to this many bytes. */
@@ -112,6 +146,7 @@ export class Session implements SessionContext {
   private early: Buffer[] = [];
   private earlyBytes = 0;
   private blocked = false;
+  private readonly deferredParses: Array<string | PreparedStatement> = [];
   private ended = false;
 
   constructor(
@@ -188,28 +223,7 @@ export class Session implements SessionContext {
     const h = this.handler?.onBackendMessage;
     if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, frames);
     if (this.ended || frames.length === 0) return;
-    let ok = true;
-    // Merge views that are contiguous in the same receive buffer into one write.
-    let cur = frames[0];
-    let start = cur.byteOffset;
-    let end = start + cur.length;
-    let ab = cur.buffer;
-    const n = frames.length;
-    if (n > 1) this.client.cork();
-    for (let i = 1; i < n; i++) {
-      const f = frames[i];
-      if (f.buffer === ab && f.byteOffset === end) {
-        end += f.length;
-        continue;
-      }
-      ok = this.client.write(Buffer.from(ab, start, end - start)) && ok;
-      cur = f;
-      ab = f.buffer;
-      start = f.byteOffset;
-      end = start + f.length;
-    }
-    ok = this.client.write(Buffer.from(ab, start, end - start)) && ok;
-    if (n > 1) this.client.uncork();
+    const ok = writeFrames(this.client, frames);
     if (!ok) this.backend?.socket.pause(); // resumed on the client's 'drain'
   }
 
@@ -295,6 +309,7 @@ export class Session implements SessionContext {
         }
         if (t === F.Terminate) {
           this.flushToBackend(out);
+          this.runDeferredParses();
           this.end();
           return;
         }
@@ -305,6 +320,7 @@ export class Session implements SessionContext {
         } else if (typeof (action as Promise<FrontendAction>).then === 'function') {
           this.flushToBackend(out);
           out.length = 0;
+          if (this.deferredParses.length) this.runDeferredParses();
           this.blocked = true;
           this.client.pause();
           const frame = Buffer.from(f);
@@ -339,6 +355,7 @@ export class Session implements SessionContext {
       return;
     }
     this.flushToBackend(out);
+    if (this.deferredParses.length) this.runDeferredParses();
   }
 
   private apply(t: number, f: Buffer, action: FrontendAction, out: Buffer[]): void {
@@ -361,14 +378,25 @@ export class Session implements SessionContext {
     switch (t) {
       case F.Query: {
         const text = decodeQuery(f);
-        const parsed = parseStatement(text);
-        return h?.onQuery ? (h.onQuery(this, { text, parsed, frame: f }) ?? undefined) : undefined;
+        if (h?.onQuery === undefined) {
+          // No hook needs the tree before forwarding: parse after the batch is on its way to Postgres,
+          // so the parse overlaps the query's execution instead of adding to its latency.
+          this.deferredParses.push(text);
+          return undefined;
+        }
+        return h.onQuery(this, { text, parsed: parseStatement(text), frame: f }) ?? undefined;
       }
       case F.Parse: {
-        const p = decodeParse(f);
-        const stmt: PreparedStatement = { ...p, parsed: parseStatement(p.text) };
-        this.preparedStatements.set(p.name, stmt);
-        return h?.onParse ? (h.onParse(this, { ...stmt, frame: f }) ?? undefined) : undefined;
+        const p = decodeParse(f) as PreparedStatement;
+        if (h?.onParse === undefined) {
+          p.parsed = DEFERRED;
+          this.preparedStatements.set(p.name, p);
+          this.deferredParses.push(p);
+          return undefined;
+        }
+        p.parsed = parseStatement(p.text);
+        this.preparedStatements.set(p.name, p);
+        return h.onParse(this, { ...p, frame: f }) ?? undefined;
       }
       case F.Close: {
         const c = decodeTarget(f);
@@ -396,15 +424,20 @@ export class Session implements SessionContext {
     }
   }
 
-  private flushToBackend(out: Buffer[]): void {
-    if (out.length === 0 || !this.backend) return;
-    let ok = true;
-    if (out.length === 1) ok = this.backend.write(out[0]);
-    else {
-      // Coalesce the batch (usually a handful of small messages, e.g. Parse/Bind/Describe/Execute/Sync).
-      ok = this.backend.write(Buffer.concat(out));
+  /** Parses statements whose forwarding did not wait for the parse (see dispatch). */
+  private runDeferredParses(): void {
+    const d = this.deferredParses;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i];
+      if (typeof x === 'string') parseStatement(x);
+      else x.parsed = parseStatement(x.text);
     }
-    if (!ok) this.client.pause(); // resumed on the backend socket's 'drain'
+    d.length = 0;
+  }
+
+  private flushToBackend(out: Buffer[]): void {
+    if (out.length === 0 || !this.backend || this.backend.closed) return;
+    if (!writeFrames(this.backend.socket, out)) this.client.pause(); // resumed on the backend socket's 'drain'
   }
 
   // ------------------------------------------------------------ shutdown
