@@ -60,7 +60,7 @@ export interface IndexOptions {
   metric: Metric;
   /** IVF partitions; default chosen at train time: min(4·sqrt(n), n/39) for an n-row sample. */
   nlist?: number;
-  /** Dimension after the learnt PCA + rotation; multiple of 4, ≤ 512. Default d/4 (rounded down to a multiple of 4, ≥ 4). */
+  /** Dimension after the learnt PCA + rotation; multiple of 4, ≤ 512. Default: d rounded up to a multiple of 4 when d ≤ 128 (rotation only), else d/4 rounded down to a multiple of 4. */
   reducedDim?: number;
   /** Precision of the stored vectors used by the refine stage. Default float32. */
   vectorStorage?: 'float32' | 'float16';
