@@ -24,12 +24,13 @@ interface Args {
   systems: string[] | null;
   out: string;
   k: number;
+  repeat: number;
 }
 
 const ALL_SYSTEMS = ['winnow', 'hnswlib-m16', 'hnswlib-m32', 'faiss-ivfpqfs', 'faiss-hnsw'];
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { datasets: [], limit: null, metric: null, quick: false, systems: null, out: path.join(repoRoot, 'bench', 'results'), k: 10 };
+  const a: Args = { datasets: [], limit: null, metric: null, quick: false, systems: null, out: path.join(repoRoot, 'bench', 'results'), k: 10, repeat: 3 };
   for (let i = 0; i < argv.length; i++) {
     const v = argv[i];
     const next = () => {
@@ -44,8 +45,9 @@ function parseArgs(argv: string[]): Args {
     else if (v === '--systems') a.systems = next().split(',');
     else if (v === '--out') a.out = path.resolve(next());
     else if (v === '--k') a.k = Number(next());
+    else if (v === '--repeat') a.repeat = Math.max(1, Number(next()));
     else if (v === '--help' || v === '-h') {
-      console.log(`usage: npm run bench:index -- [--dataset NAME|DIR]... [--limit N] [--metric l2|cos] [--quick] [--systems ${ALL_SYSTEMS.join(',')}] [--out DIR]`);
+      console.log(`usage: npm run bench:index -- [--dataset NAME|DIR]... [--limit N] [--metric l2|cos] [--quick] [--systems ${ALL_SYSTEMS.join(',')}] [--repeat N (default 3)] [--out DIR]`);
       process.exit(0);
     } else throw new Error(`unknown argument ${v}`);
   }
@@ -127,7 +129,7 @@ async function main(): Promise<void> {
     const tag = `${name}${limit ? `-n${limit}` : ''}`;
     console.log(`## ${tag}: n=${ds.n} d=${ds.dim} metric=${metric} queries=${ds.nq}\n`);
     const truth = { gt, gtK: ds.gtK, nq: ds.nq };
-    const base: Omit<RunSpec, 'build'> = { datasetDir: dir, datasetName: name, limit, metric, k: args.k, quick: args.quick };
+    const base: Omit<RunSpec, 'build'> = { datasetDir: dir, datasetName: name, limit, metric, k: args.k, quick: args.quick, repeat: args.repeat };
     const results: SystemResult[] = [];
     const fail = (system: string, config: string, e: unknown): SystemResult => ({
       system, config, buildParams: {}, trainSeconds: NaN, addSeconds: NaN, buildThreads: 0, filterBytesPerVector: null, totalBytesPerVector: NaN,
@@ -164,7 +166,7 @@ async function main(): Promise<void> {
       command, date: new Date(started).toISOString(), machine: mach, versions, dataset: tag, n: ds.n, dim: ds.dim, metric, nq: ds.nq, k: args.k,
       notes: [
         `Load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (the machine may be shared: compare systems within one run, not across runs).`,
-        `Sweep: ${args.quick ? 'quick (few points)' : 'full'}; fixed grids, nothing is tuned on the evaluation queries. Peers get L2-normalised vectors with inner product for cosine; Winnow gets the raw vectors with metric '${metric}'.`,
+        `Sweep: ${args.quick ? 'quick (few points)' : 'full'}; each point timed ${args.repeat}× over all queries, fastest repetition kept; fixed grids, nothing is tuned on the evaluation queries. Peers get L2-normalised vectors with inner product for cosine; Winnow gets the raw vectors with metric '${metric}'.`,
         'Peak RSS is of the process that loaded the data, built and searched (single-thread phase; the 2-thread phase is excluded); "data" is its RSS after loading the dataset, before building.',
       ],
     };

@@ -52,6 +52,8 @@ export interface RunSpec {
   metric: BenchMetric;
   k: number;
   quick: boolean;
+  /** Timed repetitions per sweep point; the fastest is kept. */
+  repeat: number;
   /** System-specific build parameters. */
   build: Record<string, number | string>;
 }

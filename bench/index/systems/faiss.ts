@@ -36,6 +36,7 @@ export async function runFaiss(spec: RunSpec, kind: 'ivfpqfs' | 'hnsw', truth: G
   const args = [SCRIPT, '--base', base, '--queries', path.join(dir, 'query.fvecs'), '--metric', spec.metric, '--k', String(spec.k), '--index', kind];
   if (spec.limit) args.push('--limit', String(spec.limit));
   if (spec.quick) args.push('--quick');
+  args.push('--repeat', String(spec.repeat));
   const flags: Record<string, string> = { M: '--M', efConstruction: '--ef-construction', nlist: '--nlist', pqM: '--pq-m', buildThreads: '--build-threads' };
   for (const [key, v] of Object.entries(spec.build)) {
     if (!flags[key]) throw new Error(`faiss: unknown build parameter ${key}`);
