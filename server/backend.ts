@@ -106,8 +106,8 @@ function completes(f: number, t: number): boolean {
 }
 
 export interface BackendSink {
-  /** Complete backend messages for the client, in order (views into receive buffers; may be contiguous). */
-  toClient(frames: Buffer[]): void;
+  /** Backend messages for the client, in order: each buffer holds one or more complete messages. */
+  toClient(data: Buffer[]): void;
   /** The backend connection closed (after delivering everything it sent). */
   backendClosed(err?: Error): void;
 }
@@ -227,12 +227,51 @@ export class Backend {
     }
   }
 
+  /**
+   * Routes backend messages. Messages for the client are not sliced one by one: runs of consecutive
+   * client-bound messages go out as single views of the receive buffer (the zero-copy fast path); only
+   * messages for internal queries are cut out individually.
+   */
   private onData(chunk: Buffer): void {
     this.framer.push(chunk);
     const out: Buffer[] = [];
-    let f: Buffer | null;
     try {
-      while ((f = this.framer.next()) !== null) this.route(f, out);
+      let run: Buffer | null;
+      while ((run = this.framer.peekRun()) !== null) {
+        const n = run.length;
+        let p = 0;
+        let start = 0;
+        while (p + 5 <= n) {
+          const len = run.readInt32BE(p + 1);
+          if (len < 4) throw new Error(`invalid backend message length ${len}`);
+          const end = p + 1 + len;
+          if (end > n) break;
+          const t = run[p];
+          if (t === B.ReadyForQuery) this.txStatus = String.fromCharCode(run[p + 5]) as TransactionStatus;
+          else if (t === B.CopyInResponse) this.copyIn = true;
+          const head = this.qh < this.queue.length ? this.queue[this.qh] : undefined;
+          if (typeof head === 'number') {
+            if (completes(head, t)) {
+              this.shift();
+              if (t === B.ErrorResponse && EXTENDED.has(head)) this.skipToSync();
+              if (t === B.ReadyForQuery) this.copyIn = false;
+              if (this.localAtHead() || this.idleWaiters.length) {
+                out.push(run.subarray(start, end));
+                start = end;
+                this.releaseHeads(out);
+              }
+            }
+          } else if (head !== undefined && head.kind === 'internal') {
+            if (p > start) out.push(run.subarray(start, p));
+            start = end;
+            this.routeInternal(head, t, run.subarray(p, end), out);
+          }
+          // else: nothing pending (NoticeResponse/NotificationResponse/ParameterStatus, or a FATAL on shutdown) → client
+          p = end;
+        }
+        if (p > start) out.push(run.subarray(start, p));
+        this.framer.consume(p); // an incomplete message may remain: peekRun() returns null until it is whole
+      }
     } catch (err) {
       // Postgres sent something unframeable: nothing sane can follow.
       if (out.length) this.sink.toClient(out);
@@ -242,44 +281,31 @@ export class Backend {
     if (out.length) this.sink.toClient(out);
   }
 
-  private route(f: Buffer, out: Buffer[]): void {
-    const t = f[0];
-    if (t === B.ReadyForQuery) this.txStatus = String.fromCharCode(f[5]) as TransactionStatus;
-    else if (t === B.CopyInResponse) this.copyIn = true;
-    const head = this.qh < this.queue.length ? this.queue[this.qh] : undefined;
-    if (typeof head === 'number') {
-      out.push(f);
-      if (completes(head, t)) {
+  private localAtHead(): boolean {
+    if (this.qh >= this.queue.length) return false;
+    const h = this.queue[this.qh];
+    return typeof h === 'object' && h.kind === 'local';
+  }
+
+  private routeInternal(head: InternalEntry, t: number, f: Buffer, out: Buffer[]): void {
+    switch (t) {
+      case B.RowDescription: head.fields = decodeRowDescription(f); break;
+      case B.DataRow: head.rows.push(decodeDataRow(f).map((v) => (v === null ? null : v.toString('utf8')))); break;
+      case B.CommandComplete: head.tags.push(decodeCommandComplete(f)); break;
+      case B.ErrorResponse: head.error = decodeErrorFields(f); break;
+      case B.NotificationResponse: case B.ParameterStatus: out.push(f); break;
+      case B.CopyInResponse:
+        // An internal query must not start COPY FROM STDIN: fail it so Postgres returns to normal.
+        this.socket.write(serialize.copyFail('COPY FROM STDIN is not supported in internal queries'));
+        this.copyIn = false;
+        break;
+      case B.ReadyForQuery:
         this.shift();
-        if (t === B.ErrorResponse && EXTENDED.has(head)) this.skipToSync();
-        if (t === B.ReadyForQuery) this.copyIn = false;
+        head.resolve({ fields: head.fields, rows: head.rows, commandTags: head.tags, error: head.error });
         this.releaseHeads(out);
-      }
-      return;
+        break;
+      default: break; // NoticeResponse, EmptyQueryResponse, CopyOut data of internal queries: not for the client
     }
-    if (head !== undefined && head.kind === 'internal') {
-      switch (t) {
-        case B.RowDescription: head.fields = decodeRowDescription(f); break;
-        case B.DataRow: head.rows.push(decodeDataRow(f).map((v) => (v === null ? null : v.toString('utf8')))); break;
-        case B.CommandComplete: head.tags.push(decodeCommandComplete(f)); break;
-        case B.ErrorResponse: head.error = decodeErrorFields(f); break;
-        case B.NotificationResponse: case B.ParameterStatus: out.push(f); break;
-        case B.CopyInResponse:
-          // An internal query must not start COPY FROM STDIN: fail it so Postgres returns to normal.
-          this.socket.write(serialize.copyFail('COPY FROM STDIN is not supported in internal queries'));
-          this.copyIn = false;
-          break;
-        case B.ReadyForQuery:
-          this.shift();
-          head.resolve({ fields: head.fields, rows: head.rows, commandTags: head.tags, error: head.error });
-          this.releaseHeads(out);
-          break;
-        default: break; // NoticeResponse, EmptyQueryResponse, CopyOut data of internal queries: not for the client
-      }
-      return;
-    }
-    // Nothing pending (async NoticeResponse/NotificationResponse/ParameterStatus, or a FATAL on shutdown).
-    out.push(f);
   }
 
   private onClose(err?: Error): void {

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { Backend, connectBackend, describeTarget, sendCancel, type BackendTarget, type InternalResult } from './backend.ts';
 import { Framer, MAX_MESSAGE_SIZE, ProtocolViolation } from './protocol/framer.ts';
 import {
-  B, F, FRONTEND_TYPES, ErrorResponse, decodeParse, decodeQuery, decodeTarget,
+  B, F, FRONTEND_TYPES, SMALL_FRONTEND_TYPES, ErrorResponse, decodeParse, decodeQuery, decodeTarget,
   type ParseMessage, type TransactionStatus,
 } from './protocol/messages.ts';
 import { serialize } from 'pg-protocol';
@@ -80,6 +80,20 @@ export interface StatementHandler {
 export type StatementHandlerFactory = (ctx: SessionContext) => StatementHandler | undefined;
 
 // ---------------------------------------------------------------- session
+
+/** Splits buffers of whole backend messages into one view per message (only where a hook needs them). */
+export function splitFrames(data: Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  for (const b of data) {
+    let p = 0;
+    while (p + 5 <= b.length) {
+      const end = p + 1 + b.readInt32BE(p + 1);
+      out.push(b.subarray(p, end));
+      p = end;
+    }
+  }
+  return out;
+}
 
 /**
  * Writes framed messages, merging views that are contiguous in the same receive buffer into one
@@ -157,7 +171,7 @@ export class Session implements SessionContext {
     this.id = opts.id;
     this.params = opts.params;
     this.log = opts.log;
-    this.framer = new Framer(true, opts.maxMessageSize ?? MAX_MESSAGE_SIZE, (t) => FRONTEND_TYPES.has(t));
+    this.framer = new Framer(true, opts.maxMessageSize ?? MAX_MESSAGE_SIZE, (t) => FRONTEND_TYPES.has(t), SMALL_FRONTEND_TYPES);
     if (initial.length) this.framer.push(initial);
     client.on('data', (chunk: Buffer) => {
       this.framer.push(chunk);
@@ -218,10 +232,11 @@ export class Session implements SessionContext {
 
   // ------------------------------------------------------------ backend → client
 
-  private toClient(frames: Buffer[]): void {
-    if (this.phase !== 'ready') this.watchStartup(frames);
+  private toClient(data: Buffer[]): void {
+    let frames = data;
+    if (this.phase !== 'ready') this.watchStartup(splitFrames(data));
     const h = this.handler?.onBackendMessage;
-    if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, frames);
+    if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, splitFrames(data));
     if (this.ended || frames.length === 0) return;
     const ok = writeFrames(this.client, frames);
     if (!ok) this.backend?.socket.pause(); // resumed on the client's 'drain'

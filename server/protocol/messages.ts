@@ -60,6 +60,8 @@ export const GSSENC_REQUEST_CODE = 80877104;
 export const CANCEL_REQUEST_CODE = 80877102;
 
 export const FRONTEND_TYPES = new Set<number>(Object.values(F));
+/** Frontend messages Postgres reads with PQ_SMALL_MESSAGE_LIMIT (no payload of their own). */
+export const SMALL_FRONTEND_TYPES = new Set<number>([F.Sync, F.Flush, F.Terminate, F.Close, F.Describe, F.Execute, F.CopyDone]);
 
 // ---------------------------------------------------------------- frontend decoders
 
