@@ -10,7 +10,7 @@
       "type": "static_library",
       "sources": ["src/utils/simd_avx2.cpp"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti"],
-      "cflags_cc": ["-std=c++20", "-O3", "-mavx2", "-mfma", "-mf16c", "-ffp-contract=off", "-fPIC"],
+      "cflags_cc": ["-std=c++20", "-O3", "-mavx2", "-mfma", "-mf16c", "-ffp-contract=off", "-fPIC", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
       "conditions": [
         ["winnow_sanitize!=''", { "cflags_cc": ["-fsanitize=<(winnow_sanitize)", "-g", "-fno-omit-frame-pointer"] }]
       ]
@@ -31,7 +31,10 @@
         "src/utils/simd_scalar.cpp"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
-      "cflags_cc": ["-std=c++20", "-O3", "-ffp-contract=off", "-Wall", "-Wno-unused-function"],
+      # Hidden visibility + -Bsymbolic: the addon's own C++ (shared_ptr, containers) must
+      # bind to its own definitions, not to same-named symbols exported by the node binary.
+      "cflags_cc": ["-std=c++20", "-O3", "-ffp-contract=off", "-Wall", "-Wno-unused-function", "-fvisibility=hidden", "-fvisibility-inlines-hidden"],
+      "ldflags": ["-Wl,-Bsymbolic"],
       "defines": ["NAPI_VERSION=8"],
       "conditions": [
         ["winnow_sanitize!=''", {

@@ -50,7 +50,9 @@ interface Addon {
   kernelInfo(): { active: string; avx2: boolean };
 }
 
-const addon: Addon = require('./build/Release/winnow_native.node');
+// WINNOW_NATIVE_ADDON points at an alternative build (native/scripts/sanitize.sh uses it
+// for the ASan/TSan builds); normally the Release build from `npm ci` is used.
+const addon: Addon = require(process.env.WINNOW_NATIVE_ADDON ?? './build/Release/winnow_native.node');
 
 export type Metric = 'l2' | 'ip' | 'cos';
 export type KernelImpl = 'scalar' | 'avx2';
