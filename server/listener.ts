@@ -158,7 +158,10 @@ export class Listener {
     }, rest);
     this.pendingSockets.delete(sock);
     this.sessions.add(session);
-    void session.start();
+    session.start().catch((err) => {
+      slog.error({ err }, 'session failed to start');
+      session.fatal('XX000', `internal error in Winnow: ${(err as Error).message}`);
+    });
   }
 
   /** Forwards a CancelRequest to the backend of the session that owns the key (BackendKeyData is relayed unchanged). */
