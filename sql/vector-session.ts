@@ -41,7 +41,7 @@ type Pending =
   | { t: 'injParse' }
   | { t: 'injBind' }
   | { t: 'bind'; stmt: string; formats: number[] }
-  | { t: 'describeS'; name: string }
+  | { t: 'describeS'; name: string; injected?: boolean }
   | { t: 'describeP' }
   | { t: 'sync' }
   | { t: 'query' };
@@ -211,8 +211,11 @@ export class VectorSession implements StatementHandler {
     this.stmtParams.set(p.name, types);
     this.stmtFields.delete(p.name);
     this.pending.push({ t: 'parse' });
-    if (!r.changed) return undefined;
-    return { forward: [serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes })] };
+    if (!this.types?.size) return r.changed ? { forward: [serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes })] } : undefined;
+    // Also describe the statement (answers dropped on the way back) so result columns are known even
+    // when the client binds and executes without a Describe.
+    this.pending.push({ t: 'describeS', name: p.name, injected: true });
+    return { forward: [r.changed ? serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes }) : p.frame, serialize.describe({ type: 'S', name: p.name })] };
   }
 
   private async learnParamTypes(ctx: SessionContext, sql: string): Promise<number[] | null> {
@@ -283,10 +286,21 @@ export class VectorSession implements StatementHandler {
     this.pendingCopy = null;
     if (!parsed.ok || parsed.statements.length !== 1) return;
     const c = parsed.statements[0].stmt.CopyStmt as Node | undefined;
-    if (!c || !c.relation || !this.types?.size) return;
+    if (!c || !this.types?.size) return;
     const opts: Node[] = c.options ?? [];
     const format = opts.find((o) => o.DefElem?.defname === 'format')?.DefElem?.arg?.String?.sval ?? 'text';
     if (format !== 'text') return;
+    if (c.query && !c.is_from) {
+      // COPY (query) TO STDOUT: learn the result column types from a LIMIT 0 run of the query.
+      const inner = parenthesised(parsed.text, parsed.statements[0].location);
+      if (!inner) return;
+      const r = await ctx.query(`SELECT * FROM (${inner}) winnow_copy_probe LIMIT 0`);
+      if (r.error) return;
+      this.pendingCopy = r.fields.map((f) => this.types!.get(f.typeOid));
+      if (!this.pendingCopy.some(Boolean)) this.pendingCopy = null;
+      return;
+    }
+    if (!c.relation) return;
     const rel = c.relation.schemaname ? `${c.relation.schemaname}.${c.relation.relname}` : c.relation.relname;
     await this.loadTables(ctx, new Set([rel]));
     const t = this.tables.get(rel);
@@ -349,6 +363,7 @@ export class VectorSession implements StatementHandler {
         if (head?.t === 'describeS') {
           this.stmtFields.set(head.name, fields);
           this.pending.shift();
+          if (head.injected) return null;
           this.current = this.kindsOf(fields, fields.map(() => 0));
         } else {
           if (head?.t === 'describeP') this.pending.shift();
@@ -364,12 +379,17 @@ export class VectorSession implements StatementHandler {
           for (let i = 0; i < n; i++) types.push(frame.readUInt32BE(7 + 4 * i));
           const known = this.stmtParams.get(head.name);
           if (!known || known.every((t) => t === 0)) this.stmtParams.set(head.name, types);
+          if (head.injected) return null;
         }
         return undefined;
       }
       case B.NoData: {
         const head = this.pending[0];
         if (head?.t === 'describeS' || head?.t === 'describeP') this.pending.shift();
+        if (head?.t === 'describeS' && head.injected) {
+          this.stmtFields.set(head.name, []);
+          return null;
+        }
         this.current = null;
         return undefined;
       }
@@ -462,6 +482,24 @@ function expandFormats(formats: number[], n: number): number[] {
   if (formats.length === 0) return new Array(n).fill(0);
   if (formats.length === 1) return new Array(n).fill(formats[0]);
   return formats;
+}
+
+/** The text inside the first top-level parentheses at or after `from` (quote-aware), if any. */
+function parenthesised(text: string, from: number): string | undefined {
+  const buf = Buffer.from(text, 'utf8');
+  let i = buf.indexOf(0x28, from);
+  if (i < 0) return undefined;
+  const start = i + 1;
+  let depth = 0;
+  for (; i < buf.length; i++) {
+    const ch = buf[i];
+    if (ch === 0x27 || ch === 0x22) {
+      const q = ch;
+      for (i++; i < buf.length && !(buf[i] === q && buf[i + 1] !== q); i++) if (buf[i] === q) i++;
+    } else if (ch === 0x28) depth++;
+    else if (ch === 0x29 && --depth === 0) return buf.subarray(start, i).toString('utf8');
+  }
+  return undefined;
 }
 
 function collectRelnames(node: unknown, out: Set<string>): void {
