@@ -73,9 +73,13 @@ export class VectorSession implements StatementHandler {
   private current: ColumnKinds | null = null;
   private tagReplace: string[] = [];
   private invalidateAtReady = false;
-  private copyIn: { kinds: (VectorKind | undefined)[]; rest: string } | null = null;
+  private copyIn: { kinds: (VectorKind | undefined)[]; rest: string; binary?: BinaryCopyTranslator } | null = null;
   private copyOutKinds: (VectorKind | undefined)[] | null = null;
+  private copyOutBinary: BinaryCopyTranslator | null = null;
   private pendingCopy: (VectorKind | undefined)[] | null = null;
+  private pendingCopyBinary = false;
+  /** pgvector's error for a COPY row Winnow rejected (replaces Postgres's 'COPY from stdin failed'). */
+  private copyError: PgvectorError | null = null;
 
   // ------------------------------------------------------------ catalog
 
@@ -284,12 +288,14 @@ export class VectorSession implements StatementHandler {
 
   private async prepareCopy(ctx: SessionContext, parsed: ParseResult): Promise<void> {
     this.pendingCopy = null;
+    this.pendingCopyBinary = false;
     if (!parsed.ok || parsed.statements.length !== 1) return;
     const c = parsed.statements[0].stmt.CopyStmt as Node | undefined;
     if (!c || !this.types?.size) return;
     const opts: Node[] = c.options ?? [];
     const format = opts.find((o) => o.DefElem?.defname === 'format')?.DefElem?.arg?.String?.sval ?? 'text';
-    if (format !== 'text') return;
+    if (format !== 'text' && format !== 'binary') return;
+    this.pendingCopyBinary = format === 'binary';
     if (c.query && !c.is_from) {
       // COPY (query) TO STDOUT: learn the result column types from a LIMIT 0 run of the query.
       const inner = parenthesised(parsed.text, parsed.statements[0].location);
@@ -314,6 +320,21 @@ export class VectorSession implements StatementHandler {
     const st = this.copyIn;
     if (!st) return undefined;
     const type = frame[0];
+    if (st.binary) {
+      if (type === 0x64) {
+        try {
+          const out = st.binary.push(frame.subarray(5));
+          return { forward: out.length ? [copyDataBytes(out)] : [] };
+        } catch (err) {
+          if (!(err instanceof PgvectorError)) throw err;
+          this.copyIn = null;
+          this.copyError = err;
+          return { forward: [copyFail(err.message)] };
+        }
+      }
+      this.copyIn = null;
+      return undefined;
+    }
     if (type === 0x64 /* d */) {
       const data = st.rest + frame.toString('utf8', 5);
       const lastNl = data.lastIndexOf('\n');
@@ -329,6 +350,7 @@ export class VectorSession implements StatementHandler {
       } catch (err) {
         if (err instanceof PgvectorError) {
           this.copyIn = null;
+          this.copyError = err;
           return { forward: [copyFail(`${err.message}`)] };
         }
         throw err;
@@ -337,7 +359,15 @@ export class VectorSession implements StatementHandler {
     if (type === 0x63 /* c */) {
       const rest = st.rest;
       this.copyIn = null;
-      if (rest.length) return { forward: [copyData(translateCopyLine(rest, st.kinds, 'in')), frame] };
+      if (rest.length) {
+        try {
+          return { forward: [copyData(translateCopyLine(rest, st.kinds, 'in')), frame] };
+        } catch (err) {
+          if (!(err instanceof PgvectorError)) throw err;
+          this.copyError = err;
+          return { forward: [copyFail(err.message)] };
+        }
+      }
       return undefined;
     }
     this.copyIn = null;
@@ -426,6 +456,11 @@ export class VectorSession implements StatementHandler {
       case B.ErrorResponse: {
         this.tagReplace.length = 0;
         const f = decodeErrorFields(frame) as Record<string, string>;
+        if (this.copyError && f.code === '57014') {
+          const e = this.copyError;
+          this.copyError = null;
+          return ErrorResponse({ severity: 'ERROR', code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}), ...(f.where ? { where: f.where } : {}) } as never);
+        }
         if (f.where && CONTEXT_NOISE.test(f.where)) {
           const { where: _w, ...rest } = f;
           return ErrorResponse(rest as never);
@@ -439,6 +474,8 @@ export class VectorSession implements StatementHandler {
         this.current = null;
         this.copyIn = null;
         this.copyOutKinds = null;
+        this.copyOutBinary = null;
+        this.copyError = null;
         if (this.invalidateAtReady) {
           this.invalidateAtReady = false;
           this.invalidate();
@@ -446,17 +483,24 @@ export class VectorSession implements StatementHandler {
         return undefined;
       }
       case B.CopyInResponse: {
-        if (this.pendingCopy) this.copyIn = { kinds: this.pendingCopy, rest: '' };
+        if (this.pendingCopy) {
+          this.copyIn = { kinds: this.pendingCopy, rest: '', ...(this.pendingCopyBinary ? { binary: new BinaryCopyTranslator(this.pendingCopy, 'in') } : {}) };
+        }
         this.pendingCopy = null;
         return undefined;
       }
       case B.CopyOutResponse: {
         this.copyOutKinds = this.pendingCopy;
+        this.copyOutBinary = this.pendingCopy && this.pendingCopyBinary ? new BinaryCopyTranslator(this.pendingCopy, 'out') : null;
         this.pendingCopy = null;
         return undefined;
       }
       case B.CopyData: {
         if (!this.copyOutKinds) return undefined;
+        if (this.copyOutBinary) {
+          const out = this.copyOutBinary.push(frame.subarray(5));
+          return out.length ? copyDataBytes(out) : null;
+        }
         const text = frame.toString('utf8', 5);
         const nl = text.endsWith('\n');
         const body = nl ? text.slice(0, -1) : text;
@@ -526,6 +570,87 @@ export function translateCopyLine(line: string, kinds: (VectorKind | undefined)[
     fields[i] = dir === 'in' ? vectorTextToArrayText(fields[i], kind) : arrayTextToVectorText(fields[i]);
   }
   return fields.join('\t');
+}
+
+/**
+ * Streaming translator for COPY BINARY: passes the header and trailer through and converts the
+ * vector/halfvec fields of each complete tuple (pgvector binary <-> float4-array binary).
+ */
+export class BinaryCopyTranslator {
+  private buf: Buffer = Buffer.alloc(0);
+  private headerDone = false;
+  constructor(
+    private readonly kinds: (VectorKind | undefined)[],
+    private readonly dir: 'in' | 'out',
+  ) {}
+
+  push(chunk: Buffer): Buffer {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : Buffer.from(chunk);
+    const out: Buffer[] = [];
+    let p = 0;
+    const b = this.buf;
+    if (!this.headerDone) {
+      if (b.length < 19) return Buffer.alloc(0);
+      const ext = b.readInt32BE(15);
+      if (b.length < 19 + ext) return Buffer.alloc(0);
+      out.push(b.subarray(0, 19 + ext));
+      p = 19 + ext;
+      this.headerDone = true;
+    }
+    for (;;) {
+      if (b.length - p < 2) break;
+      const n = b.readInt16BE(p);
+      if (n === -1) {
+        out.push(b.subarray(p, p + 2));
+        p += 2;
+        continue;
+      }
+      // Is the whole tuple here?
+      let q = p + 2;
+      let complete = true;
+      for (let i = 0; i < n; i++) {
+        if (b.length - q < 4) {
+          complete = false;
+          break;
+        }
+        const len = b.readInt32BE(q);
+        q += 4 + Math.max(len, 0);
+        if (q > b.length) {
+          complete = false;
+          break;
+        }
+      }
+      if (!complete) break;
+      const parts: Buffer[] = [b.subarray(p, p + 2)];
+      let r = p + 2;
+      for (let i = 0; i < n; i++) {
+        const len = b.readInt32BE(r);
+        const kind = this.kinds[i];
+        if (len < 0 || !kind) {
+          parts.push(b.subarray(r, r + 4 + Math.max(len, 0)));
+        } else {
+          const v = b.subarray(r + 4, r + 4 + len);
+          const t = this.dir === 'in' ? vectorBinaryToArrayBinary(v, kind) : arrayBinaryToVectorBinary(v, kind);
+          const l = Buffer.alloc(4);
+          l.writeInt32BE(t.length);
+          parts.push(l, t);
+        }
+        r += 4 + Math.max(len, 0);
+      }
+      out.push(...parts);
+      p = q;
+    }
+    this.buf = b.subarray(p);
+    return Buffer.concat(out);
+  }
+}
+
+function copyDataBytes(body: Buffer): Buffer {
+  const out = Buffer.alloc(5 + body.length);
+  out[0] = 0x64;
+  out.writeInt32BE(4 + body.length, 1);
+  body.copy(out, 5);
+  return out;
 }
 
 function copyData(text: string): Buffer {

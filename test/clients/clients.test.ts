@@ -79,6 +79,20 @@ async function rawExtendedRow(text: string): Promise<(Buffer | null)[]> {
   return row;
 }
 
+/** psql -f - against Winnow; asynchronous (Winnow runs in this process, spawnSync would block it). */
+function runPsql(script: string, stopOnError = true): Promise<{ stdout: string; stderr: string; status: number | null }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('psql', ['-h', '127.0.0.1', '-p', String(winnow.port), '-U', 'postgres', '-d', db.database, '-X', '-v', `ON_ERROR_STOP=${stopOnError ? 1 : 0}`, '-f', '-']);
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.on('error', reject);
+    p.on('close', (status) => resolve({ stdout, stderr, status }));
+    p.stdin.end(script);
+  });
+}
+
 describe('pg with pgvector/pg', () => {
   let client: pg.Client;
   beforeAll(async () => {
@@ -179,6 +193,61 @@ describe('postgres.js', () => {
   });
 });
 
+/** COPY BINARY stream: header, rows of (int4 id, pgvector-binary vector), trailer. */
+function binaryCopy(rows: [number, number[] | null][]): Buffer {
+  const parts: Buffer[] = [Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1'), Buffer.alloc(8)];
+  for (const [id, v] of rows) {
+    const head = Buffer.alloc(2 + 4 + 4);
+    head.writeInt16BE(2, 0);
+    head.writeInt32BE(4, 2);
+    head.writeInt32BE(id, 6);
+    parts.push(head);
+    if (v === null) {
+      const nul = Buffer.alloc(4);
+      nul.writeInt32BE(-1);
+      parts.push(nul);
+    } else {
+      const vb = vecBinary(v);
+      const len = Buffer.alloc(4);
+      len.writeInt32BE(vb.length);
+      parts.push(len, vb);
+    }
+  }
+  parts.push(Buffer.from([0xff, 0xff]));
+  return Buffer.concat(parts);
+}
+
+describe('COPY binary and COPY errors (postgres.js)', () => {
+  test('binary COPY in (split at odd offsets) and out in pgvector binary format', async () => {
+    const sql = postgres({ ...conn(), username: 'postgres', max: 1, onnotice: () => {} });
+    try {
+      await sql`CREATE TABLE bc_items (id int, embedding vector(3))`;
+      const data = binaryCopy([[1, [1, 2, 3]], [2, [-0.5, 1e-3, 4e3]], [3, null]]);
+      const w = await sql`COPY bc_items FROM STDIN (FORMAT binary)`.writable();
+      await new Promise<void>((resolve, reject) => {
+        w.on('error', reject);
+        w.on('finish', resolve);
+        for (let i = 0; i < data.length; i += 7) w.write(data.subarray(i, i + 7));
+        w.end();
+      });
+      const rows = await sql`SELECT id, embedding FROM bc_items ORDER BY id`;
+      expect(rows.map((r) => r.embedding)).toEqual(['[1,2,3]', '[-0.5,0.001,4000]', null]);
+      const chunks: Buffer[] = [];
+      const r = await sql`COPY bc_items TO STDOUT (FORMAT binary)`.readable();
+      for await (const chunk of r) chunks.push(chunk as Buffer);
+      expect(Buffer.concat(chunks).equals(data)).toBe(true);
+    } finally {
+      await sql.end();
+    }
+  });
+
+  test('a malformed vector in COPY text fails with pgvector’s error and loads nothing (psql)', async () => {
+    const r = await runPsql(['CREATE TABLE ce_items (id int, embedding vector(3));', '\\copy ce_items FROM STDIN', '1\t[1,2,3]', '2\t[1,2', '\\.', 'SELECT count(*) AS n FROM ce_items;'].join('\n'), false);
+    expect(r.stderr).toContain('ERROR:  invalid input syntax for type vector: "[1,2"');
+    expect(r.stdout).toMatch(/ n \n---\n 0\n/);
+  });
+});
+
 describe('psql', () => {
   test('\\d, format_type, literals and \\copy', async () => {
     const script = [
@@ -191,17 +260,7 @@ describe('psql', () => {
       '\\d psql_items',
       'COPY psql_items TO STDOUT;',
     ].join('\n');
-    // Asynchronous: Winnow runs in this process, a synchronous spawn would block it.
-    const r = await new Promise<{ stdout: string; stderr: string; status: number | null }>((resolve, reject) => {
-      const p = spawn('psql', ['-h', '127.0.0.1', '-p', String(winnow.port), '-U', 'postgres', '-d', db.database, '-X', '-v', 'ON_ERROR_STOP=1', '-f', '-']);
-      let stdout = '';
-      let stderr = '';
-      p.stdout.on('data', (d) => (stdout += d));
-      p.stderr.on('data', (d) => (stderr += d));
-      p.on('error', reject);
-      p.on('close', (status) => resolve({ stdout, stderr, status }));
-      p.stdin.end(script);
-    });
+    const r = await runPsql(script);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     expect(r.stdout).toMatch(/ 1 \| \[1,2,3\] +\| +2\.23606797749979\n/);
