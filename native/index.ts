@@ -45,6 +45,7 @@ interface Addon {
   testKernel(name: 'dot' | 'l2sq', impl: KernelImpl, a: Float32Array, b: Float32Array): number;
   testKernel(name: 'dot_f16' | 'l2sq_f16', impl: KernelImpl, a: Float32Array, b: Uint16Array): number;
   testKernel(name: 'fastscan', impl: KernelImpl, codes: Uint8Array, nblocks: number, m: number, lut: Uint8Array): Uint16Array;
+  testKernel(name: 'fastscan_mask', impl: KernelImpl, codes: Uint8Array, nblocks: number, m: number, lut: Uint8Array, thr: number): { sums: Uint16Array; masks: Uint32Array };
   packCodes(codes: Uint8Array, m: number): Uint8Array;
   floatToHalf(a: Float32Array): Uint16Array;
   kernelInfo(): { active: string; avx2: boolean };

@@ -104,14 +104,23 @@ describe('concurrent readers and writers', () => {
       const ids = [...model.keys()];
       const q = new Float32Array(ids.length * dim);
       ids.forEach((id, i) => q.set(model.get(id)!, i * dim));
-      const res = await index.searchBatch(q, { k: 10, nprobe: 4, kFactor: 10 });
-      const missing: bigint[] = [];
-      ids.forEach((id, i) => {
-        const got = Array.from(res.ids.subarray(i * 10, (i + 1) * 10));
-        const at = got.indexOf(id);
-        if (at < 0 || res.distances[i * 10 + at] !== 0) missing.push(id);
-      });
-      expect(missing.slice(0, 10)).toEqual([]);
+      const found = (res: { ids: BigInt64Array; distances: Float32Array }, i: number, id: bigint, k: number) => {
+        const at = Array.from(res.ids.subarray(i * k, (i + 1) * k)).indexOf(id);
+        return at >= 0 && res.distances[i * k + at] === 0;
+      };
+      // Approximate path: the filter stage may rank a handful of near-duplicates
+      // (the stream reuses pool rows with tiny offsets) above a vector's own code.
+      const res = await index.searchBatch(q, { k: 10, nprobe: 4, kFactor: 50 });
+      const missing = ids.filter((id, i) => !found(res, i, id, 10));
+      console.log(`approximate self-search misses: ${missing.length} of ${ids.length}`);
+      expect(missing.length).toBeLessThanOrEqual(Math.ceil(ids.length * 0.001));
+      // Exact path: every live id (the approximate misses and a sample of the rest)
+      // is stored with exactly its last-written vector.
+      const sample = [...missing, ...ids.filter((_, i) => i % 50 === 0)];
+      const sq = new Float32Array(sample.length * dim);
+      sample.forEach((id, i) => sq.set(model.get(id)!, i * dim));
+      const exact = await index.bruteForce(sq, { k: 10 });
+      expect(sample.filter((id, i) => !found(exact, i, id, 10))).toEqual([]);
       // Removed ids never come back.
       const gone = [...everInserted].filter((id) => !model.has(id)).slice(0, 2000);
       if (gone.length) {

@@ -93,6 +93,32 @@ describe('SIMD kernels', () => {
     }
   });
 
+  it('fastscan_mask: sums and survivor masks agree between avx2, scalar and a JS model', () => {
+    const r = rng(5);
+    for (const m of [2, 8, 64, 128]) {
+      const n = 96;
+      const codes = new Uint8Array(n * m).map(() => Math.floor(r() * 16));
+      const lut = new Uint8Array(m * 16).map(() => Math.floor(r() * 256));
+      const packed = testing.packCodes(codes, m);
+      const plain = testing.kernel('fastscan', 'scalar', packed, 3, m, lut);
+      const sorted = Array.from(plain).sort((a, b) => a - b);
+      for (const thr of [0, sorted[0], sorted[10], sorted[48], sorted[95], 65535]) {
+        const ref = testing.kernel('fastscan_mask', 'scalar', packed, 3, m, lut, thr);
+        expect(Array.from(ref.sums)).toEqual(Array.from(plain));
+        for (let b = 0; b < 3; b++) {
+          let mask = 0;
+          for (let i = 0; i < 32; i++) if (plain[b * 32 + i] <= thr) mask |= 1 << i;
+          expect(ref.masks[b]).toBe(mask >>> 0);
+        }
+        for (const impl of impls) {
+          const got = testing.kernel('fastscan_mask', impl, packed, 3, m, lut, thr);
+          expect(Array.from(got.sums)).toEqual(Array.from(ref.sums));
+          expect(Array.from(got.masks)).toEqual(Array.from(ref.masks));
+        }
+      }
+    }
+  });
+
   it('fastscan accumulates up to 256 × 255 without uint16 overflow', () => {
     const m = 256;
     const codes = new Uint8Array(32 * m).fill(15);

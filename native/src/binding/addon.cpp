@@ -463,6 +463,22 @@ Napi::Value TestKernel(const Napi::CallbackInfo& info) {
     K.fastscan(codes.Data(), nblocks, m, lut.Data(), out.Data());
     return out;
   }
+  if (name == "fastscan_mask") {  // returns { sums, masks }
+    auto codes = typed<uint8_t, napi_uint8_array>(info[2], "codes", "Uint8Array");
+    size_t nblocks = uint_arg(info[3], "nblocks"), m = uint_arg(info[4], "m");
+    auto lut = typed<uint8_t, napi_uint8_array>(info[5], "lut", "Uint8Array");
+    size_t thr = uint_arg(info[6], "thr", true);
+    if (m % 2 || m > 256 || codes.ElementLength() != nblocks * block_bytes(m) || lut.ElementLength() != m * 16 ||
+        thr > 65535)
+      throw Napi::RangeError::New(env, "fastscan_mask: bad sizes");
+    auto out = Napi::Uint16Array::New(env, nblocks * 32);
+    auto masks = Napi::Uint32Array::New(env, nblocks);
+    K.fastscan_mask(codes.Data(), nblocks, m, lut.Data(), uint16_t(thr), out.Data(), masks.Data());
+    auto o = Napi::Object::New(env);
+    o.Set("sums", out);
+    o.Set("masks", masks);
+    return o;
+  }
   throw Napi::TypeError::New(env, "unknown kernel " + name);
 }
 

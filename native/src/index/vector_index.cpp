@@ -503,6 +503,7 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
   mark(2);
   Reservoir cand(kprime);
   std::vector<uint16_t> acc;
+  std::vector<uint32_t> masks;
   for (size_t pi = 0; pi < nlist; pi++) {
     if (pi >= nprobe && cand.size() >= kprime) break;
     if (pi == nprobe) std::sort(coarse.begin() + nprobe, coarse.end(), ScoredLess());
@@ -512,15 +513,22 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
     if (n == 0) continue;
     const size_t nb = (n + 31) / 32;
     acc.resize(nb * 32);
-    K.fastscan(L.codes.data(), nb, m, lut, acc.data());
+    masks.resize(nb);
+    K.fastscan_mask(L.codes.data(), nb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)), acc.data(),
+                    masks.data());
     const uint32_t* ids = L.ids.data();
-    for (size_t i = 0; i < n; i++) {
-      uint32_t a = acc[i];
-      if (a > cand.threshold()) continue;
-      uint32_t id = ids[i];
-      if (f && !f->allows(id)) continue;
-      if (vs.dead(id)) continue;
-      cand.push(a, id);
+    for (size_t b = 0; b < nb; b++) {
+      uint32_t mask = masks[b];
+      if (b == nb - 1 && (n & 31)) mask &= (uint32_t(1) << (n & 31)) - 1;  // padding slots
+      for (; mask; mask &= mask - 1) {
+        size_t i = b * 32 + size_t(__builtin_ctz(mask));
+        uint32_t a = acc[i];
+        if (a > cand.threshold()) continue;
+        uint32_t id = ids[i];
+        if (f && !f->allows(id)) continue;
+        if (vs.dead(id)) continue;
+        cand.push(a, id);
+      }
     }
   }
   mark(3);

@@ -19,6 +19,10 @@ struct Kernels {
   // FAISS IndexPQFastScan): codes in blocks of 32 vectors, m sub-quantisers (m even),
   // lut = m tables of 16 uint8. out[32*b + i] = sum_j lut[16j + code_j(vector i of block b)].
   void (*fastscan)(const uint8_t* codes, size_t nblocks, size_t m, const uint8_t* lut, uint16_t* out);
+  // Same sums plus, per block, a 32-bit mask of the vectors whose sum is <= thr, so
+  // the caller only visits survivors (most of a list once the top-k has filled).
+  void (*fastscan_mask)(const uint8_t* codes, size_t nblocks, size_t m, const uint8_t* lut, uint16_t thr,
+                        uint16_t* out, uint32_t* masks);
 };
 
 const Kernels& scalar_kernels();

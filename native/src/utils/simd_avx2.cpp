@@ -62,45 +62,66 @@ float dot_f16(const float* a, const uint16_t* b, size_t d) { return reduce<false
 float l2sq_f16(const float* a, const uint16_t* b, size_t d) { return reduce<true>(a, b, d); }
 
 // One vpshufb performs 32 table look-ups: lane 0 holds table 2p, lane 1 table 2p+1;
-// low/high nibbles carry vectors i and i+16. uint8 results are widened to uint16 by
-// splitting even/odd bytes (FAISS's accumulation trick), so no cross-lane work in the loop.
+// low/high nibbles carry vectors i and i+16. The uint8 results are added as uint16
+// words (each word = even byte + 256 * odd byte) and the odd bytes separately, so the
+// even sums fall out at the end as total - 256 * odd (FAISS pq4 accumulation trick).
+inline void scan_block(const uint8_t* blk, size_t npairs, const uint8_t* lut, __m256i& lo_out, __m256i& hi_out) {
+  const __m256i mask4 = _mm256_set1_epi8(0x0f);
+  __m256i lt = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
+  __m256i ht = _mm256_setzero_si256(), ho = _mm256_setzero_si256();
+  for (size_t p = 0; p < npairs; p++) {
+    __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + p * 32));
+    __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + p * 32));
+    __m256i rl = _mm256_shuffle_epi8(t, _mm256_and_si256(c, mask4));
+    __m256i rh = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), mask4));
+    lt = _mm256_add_epi16(lt, rl);
+    lo = _mm256_add_epi16(lo, _mm256_srli_epi16(rl, 8));
+    ht = _mm256_add_epi16(ht, rh);
+    ho = _mm256_add_epi16(ho, _mm256_srli_epi16(rh, 8));
+  }
+  __m256i le = _mm256_sub_epi16(lt, _mm256_slli_epi16(lo, 8));
+  __m256i he = _mm256_sub_epi16(ht, _mm256_slli_epi16(ho, 8));
+  // Fold lane 1 (odd sub-quantiser of each pair) onto lane 0, re-interleave even/odd vectors.
+  auto fold = [](__m256i v) { return _mm_add_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1)); };
+  __m128i e = fold(le), o = fold(lo);
+  lo_out = _mm256_set_m128i(_mm_unpackhi_epi16(e, o), _mm_unpacklo_epi16(e, o));  // vectors 0..15
+  e = fold(he);
+  o = fold(ho);
+  hi_out = _mm256_set_m128i(_mm_unpackhi_epi16(e, o), _mm_unpacklo_epi16(e, o));  // vectors 16..31
+}
+
 void fastscan(const uint8_t* codes, size_t nblocks, size_t m, const uint8_t* lut, uint16_t* out) {
   const size_t npairs = m / 2;
-  const __m256i mask4 = _mm256_set1_epi8(0x0f);
-  const __m256i mask_lo16 = _mm256_set1_epi16(0x00ff);
   for (size_t b = 0; b < nblocks; b++) {
-    __m256i le = _mm256_setzero_si256(), lo = _mm256_setzero_si256();
-    __m256i he = _mm256_setzero_si256(), ho = _mm256_setzero_si256();
-    const uint8_t* blk = codes + b * npairs * 32;
-    for (size_t p = 0; p < npairs; p++) {
-      __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + p * 32));
-      __m256i t = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lut + p * 32));
-      __m256i rl = _mm256_shuffle_epi8(t, _mm256_and_si256(c, mask4));
-      __m256i rh = _mm256_shuffle_epi8(t, _mm256_and_si256(_mm256_srli_epi16(c, 4), mask4));
-      le = _mm256_add_epi16(le, _mm256_and_si256(rl, mask_lo16));
-      lo = _mm256_add_epi16(lo, _mm256_srli_epi16(rl, 8));
-      he = _mm256_add_epi16(he, _mm256_and_si256(rh, mask_lo16));
-      ho = _mm256_add_epi16(ho, _mm256_srli_epi16(rh, 8));
-    }
-    // Fold lane 1 (odd sub-quantiser of each pair) onto lane 0, then re-interleave even/odd vectors.
-    auto fold = [](__m256i v) {
-      return _mm_add_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    };
-    __m128i e = fold(le), o = fold(lo);
-    __m128i* dst = reinterpret_cast<__m128i*>(out + b * 32);
-    _mm_storeu_si128(dst + 0, _mm_unpacklo_epi16(e, o));
-    _mm_storeu_si128(dst + 1, _mm_unpackhi_epi16(e, o));
-    e = fold(he);
-    o = fold(ho);
-    _mm_storeu_si128(dst + 2, _mm_unpacklo_epi16(e, o));
-    _mm_storeu_si128(dst + 3, _mm_unpackhi_epi16(e, o));
+    __m256i a, c;
+    scan_block(codes + b * npairs * 32, npairs, lut, a, c);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32 + 16), c);
+  }
+}
+
+void fastscan_mask(const uint8_t* codes, size_t nblocks, size_t m, const uint8_t* lut, uint16_t thr, uint16_t* out,
+                   uint32_t* masks) {
+  const size_t npairs = m / 2;
+  const __m256i t = _mm256_set1_epi16(short(thr));
+  for (size_t b = 0; b < nblocks; b++) {
+    __m256i a, c;
+    scan_block(codes + b * npairs * 32, npairs, lut, a, c);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32), a);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + b * 32 + 16), c);
+    // Unsigned a <= thr  <=>  min(a, thr) == a.
+    __m256i la = _mm256_cmpeq_epi16(_mm256_min_epu16(a, t), a);
+    __m256i lc = _mm256_cmpeq_epi16(_mm256_min_epu16(c, t), c);
+    // Pack word masks to bytes (packs works per lane, so fix the lane order after).
+    __m256i pk = _mm256_permute4x64_epi64(_mm256_packs_epi16(la, lc), 0xD8);
+    masks[b] = uint32_t(_mm256_movemask_epi8(pk));
   }
 }
 
 }  // namespace
 
 const Kernels* avx2_kernels() {
-  static const Kernels k{"avx2", dot, l2sq, dot_f16, l2sq_f16, fastscan};
+  static const Kernels k{"avx2", dot, l2sq, dot_f16, l2sq_f16, fastscan, fastscan_mask};
   return &k;
 }
 

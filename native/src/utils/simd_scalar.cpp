@@ -77,10 +77,21 @@ void fastscan(const uint8_t* codes, size_t nblocks, size_t m, const uint8_t* lut
   }
 }
 
+void fastscan_mask(const uint8_t* codes, size_t nblocks, size_t m, const uint8_t* lut, uint16_t thr, uint16_t* out,
+                   uint32_t* masks) {
+  fastscan(codes, nblocks, m, lut, out);
+  for (size_t b = 0; b < nblocks; b++) {
+    uint32_t mask = 0;
+    for (int i = 0; i < 32; i++)
+      if (out[b * 32 + i] <= thr) mask |= uint32_t(1) << i;
+    masks[b] = mask;
+  }
+}
+
 }  // namespace
 
 const Kernels& scalar_kernels() {
-  static const Kernels k{"scalar", dot, l2sq, dot_f16, l2sq_f16, fastscan};
+  static const Kernels k{"scalar", dot, l2sq, dot_f16, l2sq_f16, fastscan, fastscan_mask};
   return k;
 }
 
