@@ -173,7 +173,8 @@ export class Backend {
 
   /**
    * Runs a query on this session's backend connection between client messages (simple protocol,
-   * text results). Waits until the client is not in the middle of an extended batch or COPY.
+   * text results). Waits until the client is not in the middle of an extended batch or COPY (a simple
+   * Query there would commit the batch's implicit transaction, or be skipped after an error).
    */
   async query(text: string): Promise<InternalResult> {
     while (this.batchOpen || this.copyIn) {

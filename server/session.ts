@@ -160,6 +160,8 @@ export class Session implements SessionContext {
   private early: Buffer[] = [];
   private earlyBytes = 0;
   private blocked = false;
+  /** A hook is running synchronously (see query()). */
+  private inHook = false;
   private readonly deferredParses: Array<string | PreparedStatement> = [];
   private ended = false;
 
@@ -200,6 +202,14 @@ export class Session implements SessionContext {
 
   query(text: string): Promise<InternalResult> {
     if (!this.backend) return Promise.reject(new Error('no backend connection'));
+    if ((this.inHook || this.blocked) && (this.backend.batchOpen || this.backend.copyIn)) {
+      // The client's extended-protocol batch (or COPY) is open and its Sync is held behind this hook:
+      // waiting would deadlock, and a simple Query now would commit the batch's implicit transaction.
+      return Promise.resolve({
+        fields: [], rows: [], commandTags: [],
+        error: { severity: 'ERROR', code: '0A000', message: 'Winnow cannot run an internal query inside an open extended-protocol batch or COPY' },
+      });
+    }
     return this.backend.query(text);
   }
 
@@ -328,7 +338,13 @@ export class Session implements SessionContext {
           this.end();
           return;
         }
-        const action = this.dispatch(t, f);
+        this.inHook = true;
+        let action;
+        try {
+          action = this.dispatch(t, f);
+        } finally {
+          this.inHook = false;
+        }
         if (action === undefined) {
           out.push(f);
           this.backend!.expect(t);

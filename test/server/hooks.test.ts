@@ -12,6 +12,7 @@ import { RawConn, harness, type Harness } from './helpers.ts';
 
 let h: Harness;
 const seen: string[] = [];
+const probes: (string | undefined)[] = [];
 
 function handler(): StatementHandler {
   let shoutColumn = -1;
@@ -34,6 +35,12 @@ function handler(): StatementHandler {
           ],
         }));
       }
+      return undefined;
+    },
+    async onParse(ctx, p) {
+      if (!p.text.includes('probe_me')) return undefined;
+      const r = await ctx.query('SELECT 1');
+      probes.push(r.error?.code ?? r.rows[0][0] ?? undefined);
       return undefined;
     },
     onBackendMessage(_ctx, frame) {
@@ -99,6 +106,26 @@ describe('StatementHandler hooks', () => {
     expect((await c.query('SELECT winnow_rewrite()')).rows).toEqual([{ rewritten: 7 }]);
     expect((await c.query(`SELECT 'quiet' AS shout, 'quiet' AS calm`)).rows).toEqual([{ shout: 'QUIET', calm: 'quiet' }]);
     await c.end();
+  });
+
+  it('an internal query from a hook inside an open extended batch fails fast instead of deadlocking', async () => {
+    const raw = await RawConn.startup(h.conn.port, h.conn.user, h.conn.database);
+    probes.length = 0;
+    raw.write(
+      Buffer.concat([
+        serialize.parse({ name: 'a', text: 'SELECT 1 AS probe_me' }),
+        serialize.bind({ statement: 'a' }),
+        serialize.execute({}),
+        serialize.parse({ name: 'b', text: 'SELECT 2 AS probe_me' }), // mid-batch: the Sync is behind this hook
+        serialize.bind({ statement: 'b' }),
+        serialize.execute({}),
+        serialize.sync(),
+      ]),
+    );
+    const ms = await raw.readUntil('Z');
+    expect(ms.map((m) => m.type).join('')).toBe('12DC12DCZ');
+    expect(probes).toEqual(['1', '0A000']);
+    raw.destroy();
   });
 
   it('runs an internal query on the session\'s own backend connection (async hook)', async () => {
