@@ -26,7 +26,9 @@ const isSpace = (c: string | undefined): boolean =>
   c === ' ' || c === '\t' || c === '\n' || c === '\r' || c === '\v' || c === '\f';
 
 // What strtof consumes from the start of a string (after its own whitespace skip).
-const NUMBER_RE = /^[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)/i;
+// Sticky (matched at lastIndex, no slicing). Group 1 = a plain decimal, which float4in reads exactly
+// as strtof does, so its digits can be handed to Postgres unchanged.
+const NUMBER_RE = /[+-]?(?:0[xX](?:[0-9a-fA-F]+\.?[0-9a-fA-F]*|\.[0-9a-fA-F]+)(?:[pP][+-]?\d+)?|((?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)|inf(?:inity)?|nan(?:\([0-9A-Za-z_]*\))?)/iy;
 
 const F32 = new Float32Array(1);
 const U32 = new Uint32Array(F32.buffer);
@@ -120,10 +122,12 @@ export function parseVectorText(lit: string, kind: VectorKind = 'vector', typmod
     }
     while (isSpace(lit[i])) i++;
     if (i >= lit.length) throw syntax();
-    const m = NUMBER_RE.exec(lit.slice(i, i + 400));
+    NUMBER_RE.lastIndex = i;
+    const m = NUMBER_RE.exec(lit);
     if (!m) throw syntax();
     const token = m[0];
-    let v = parseCNumber(token);
+    const decimal = m[1] !== undefined;
+    let v = decimal ? Number(token) : parseCNumber(token);
     const f = Math.fround(v);
     if (!Number.isFinite(f) && Number.isFinite(v)) {
       throw new PgvectorError('22003', `"${token}" is out of range for type ${kind}`);
@@ -139,7 +143,7 @@ export function parseVectorText(lit: string, kind: VectorKind = 'vector', typmod
     values.push(out);
     // Pass the user's digits through when they are plain decimals (float4in == strtof); otherwise
     // (underflow to 0, hex, halfvec rounding) hand Postgres the exact value.
-    const plain = kind === 'vector' && /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/.test(token) && (f !== 0 || v === 0);
+    const plain = kind === 'vector' && decimal && (f !== 0 || v === 0);
     elements.push(plain ? token : float4ToText(out));
     i += token.length;
     while (isSpace(lit[i])) i++;

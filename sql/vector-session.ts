@@ -73,11 +73,12 @@ export class VectorSession implements StatementHandler {
   private current: ColumnKinds | null = null;
   private tagReplace: string[] = [];
   private invalidateAtReady = false;
-  private copyIn: { kinds: (VectorKind | undefined)[]; rest: string; binary?: BinaryCopyTranslator } | null = null;
+  private copyIn: { kinds: (VectorKind | undefined)[]; typmods: number[]; rest: string; binary?: BinaryCopyTranslator } | null = null;
   private copyOutKinds: (VectorKind | undefined)[] | null = null;
   private copyOutBinary: BinaryCopyTranslator | null = null;
   private pendingCopy: (VectorKind | undefined)[] | null = null;
   private pendingCopyBinary = false;
+  private pendingCopyTypmods: number[] = [];
   /** pgvector's error for a COPY row Winnow rejected (replaces Postgres's 'COPY from stdin failed'). */
   private copyError: PgvectorError | null = null;
 
@@ -289,6 +290,7 @@ export class VectorSession implements StatementHandler {
   private async prepareCopy(ctx: SessionContext, parsed: ParseResult): Promise<void> {
     this.pendingCopy = null;
     this.pendingCopyBinary = false;
+    this.pendingCopyTypmods = [];
     if (!parsed.ok || parsed.statements.length !== 1) return;
     const c = parsed.statements[0].stmt.CopyStmt as Node | undefined;
     if (!c || !this.types?.size) return;
@@ -313,6 +315,8 @@ export class VectorSession implements StatementHandler {
     if (!t || t.vectors.size === 0) return;
     const cols: string[] = c.attlist?.length ? c.attlist.map((a: Node) => a.String?.sval) : t.columns;
     this.pendingCopy = cols.map((n) => t.vectors.get(n)?.kind);
+    // COPY runs only the type's input function (array_in ignores the typmod), so vector(n) is checked here.
+    this.pendingCopyTypmods = cols.map((n) => t.vectors.get(n)?.typmod ?? -1);
     if (!this.pendingCopy.some(Boolean)) this.pendingCopy = null;
   }
 
@@ -345,7 +349,7 @@ export class VectorSession implements StatementHandler {
       st.rest = data.slice(lastNl + 1);
       const lines = data.slice(0, lastNl).split('\n');
       try {
-        const out = lines.map((l) => translateCopyLine(l, st.kinds, 'in')).join('\n') + '\n';
+        const out = lines.map((l) => translateCopyLine(l, st.kinds, 'in', st.typmods)).join('\n') + '\n';
         return { forward: [copyData(out)] };
       } catch (err) {
         if (err instanceof PgvectorError) {
@@ -361,7 +365,7 @@ export class VectorSession implements StatementHandler {
       this.copyIn = null;
       if (rest.length) {
         try {
-          return { forward: [copyData(translateCopyLine(rest, st.kinds, 'in')), frame] };
+          return { forward: [copyData(translateCopyLine(rest, st.kinds, 'in', st.typmods)), frame] };
         } catch (err) {
           if (!(err instanceof PgvectorError)) throw err;
           this.copyError = err;
@@ -484,7 +488,8 @@ export class VectorSession implements StatementHandler {
       }
       case B.CopyInResponse: {
         if (this.pendingCopy) {
-          this.copyIn = { kinds: this.pendingCopy, rest: '', ...(this.pendingCopyBinary ? { binary: new BinaryCopyTranslator(this.pendingCopy, 'in') } : {}) };
+          const typmods = this.pendingCopyTypmods;
+          this.copyIn = { kinds: this.pendingCopy, typmods, rest: '', ...(this.pendingCopyBinary ? { binary: new BinaryCopyTranslator(this.pendingCopy, 'in', typmods) } : {}) };
         }
         this.pendingCopy = null;
         return undefined;
@@ -561,13 +566,13 @@ function collectRelnames(node: unknown, out: Set<string>): void {
 }
 
 /** One line of COPY text format: translate the vector columns' fields. */
-export function translateCopyLine(line: string, kinds: (VectorKind | undefined)[], dir: 'in' | 'out'): string {
+export function translateCopyLine(line: string, kinds: (VectorKind | undefined)[], dir: 'in' | 'out', typmods: number[] = []): string {
   if (line === '\\.' || line === '') return line;
   const fields = line.split('\t');
   for (let i = 0; i < fields.length; i++) {
     const kind = kinds[i];
     if (!kind || fields[i] === '\\N') continue;
-    fields[i] = dir === 'in' ? vectorTextToArrayText(fields[i], kind) : arrayTextToVectorText(fields[i]);
+    fields[i] = dir === 'in' ? vectorTextToArrayText(fields[i], kind, typmods[i] ?? -1) : arrayTextToVectorText(fields[i]);
   }
   return fields.join('\t');
 }
@@ -582,6 +587,7 @@ export class BinaryCopyTranslator {
   constructor(
     private readonly kinds: (VectorKind | undefined)[],
     private readonly dir: 'in' | 'out',
+    private readonly typmods: number[] = [],
   ) {}
 
   push(chunk: Buffer): Buffer {
@@ -630,7 +636,7 @@ export class BinaryCopyTranslator {
           parts.push(b.subarray(r, r + 4 + Math.max(len, 0)));
         } else {
           const v = b.subarray(r + 4, r + 4 + len);
-          const t = this.dir === 'in' ? vectorBinaryToArrayBinary(v, kind) : arrayBinaryToVectorBinary(v, kind);
+          const t = this.dir === 'in' ? vectorBinaryToArrayBinary(v, kind, this.typmods[i] ?? -1) : arrayBinaryToVectorBinary(v, kind);
           const l = Buffer.alloc(4);
           l.writeInt32BE(t.length);
           parts.push(l, t);

@@ -245,6 +245,9 @@ describe('COPY binary and COPY errors (postgres.js)', () => {
     const r = await runPsql(['CREATE TABLE ce_items (id int, embedding vector(3));', '\\copy ce_items FROM STDIN', '1\t[1,2,3]', '2\t[1,2', '\\.', 'SELECT count(*) AS n FROM ce_items;'].join('\n'), false);
     expect(r.stderr).toContain('ERROR:  invalid input syntax for type vector: "[1,2"');
     expect(r.stdout).toMatch(/ n \n---\n 0\n/);
+    // COPY runs only the input function; Winnow checks vector(n) itself, as pgvector's vector_in does.
+    const r2 = await runPsql(['\\copy ce_items FROM STDIN', '1\t[1,2]', '\\.'].join('\n'), false);
+    expect(r2.stderr).toContain('ERROR:  expected 3 dimensions, not 2');
   });
 });
 
