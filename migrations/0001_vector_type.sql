@@ -188,7 +188,7 @@ EXCEPTION WHEN numeric_value_out_of_range THEN
 END $$;
 
 CREATE FUNCTION vector_negative_inner_product(a vector, b vector) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT -inner_product(a, b)
+  SELECT -@extschema@.inner_product(a, b)
 $$;
 
 CREATE FUNCTION cosine_distance(a vector, b vector) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -214,7 +214,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION vector_spherical_distance(a vector, b vector) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT acos(greatest(-1, least(1, inner_product(a, b)))) / pi()
+  SELECT acos(greatest(-1, least(1, @extschema@.inner_product(a, b)))) / pi()
 $$;
 
 CREATE FUNCTION l1_distance(a vector, b vector) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -235,7 +235,7 @@ CREATE FUNCTION l2_normalize(vector) RETURNS vector LANGUAGE sql IMMUTABLE STRIC
   SELECT winnow.as_vector(CASE WHEN n > 0
       THEN array(SELECT (x / n)::real FROM unnest($1::real[]) x)
       ELSE $1::real[] END)
-    FROM (SELECT vector_norm($1) AS n) t
+    FROM (SELECT @extschema@.vector_norm($1) AS n) t
 $$;
 
 CREATE FUNCTION binary_quantize(vector) RETURNS bit LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$

@@ -125,14 +125,14 @@ CREATE CAST (halfvec AS halfvec) WITH FUNCTION halfvec(halfvec, integer, boolean
 
 CREATE FUNCTION halfvec_to_vector(halfvec, integer, boolean) RETURNS vector LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT CASE WHEN $2 >= 0 AND cardinality($1::real[]) <> $2
-    THEN winnow.raise('22000', 'expected ' || $2 || ' dimensions, not ' || cardinality($1::real[]), NULL::vector)
+    THEN winnow.raise('22000', 'expected ' || $2 || ' dimensions, not ' || cardinality($1::real[]), NULL::@extschema@.vector)
     ELSE winnow.as_vector($1::real[]) END
 $$;
 CREATE CAST (halfvec AS vector) WITH FUNCTION halfvec_to_vector(halfvec, integer, boolean) AS ASSIGNMENT;
 
 CREATE FUNCTION vector_to_halfvec(vector, integer, boolean) RETURNS halfvec LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT CASE WHEN $2 >= 0 AND cardinality($1::real[]) <> $2
-    THEN winnow.raise('22000', 'expected ' || $2 || ' dimensions, not ' || cardinality($1::real[]), NULL::halfvec)
+    THEN winnow.raise('22000', 'expected ' || $2 || ' dimensions, not ' || cardinality($1::real[]), NULL::@extschema@.halfvec)
     ELSE winnow.as_halfvec(winnow.to_half($1::real[]::float8[], 'value')) END
 $$;
 CREATE CAST (vector AS halfvec) WITH FUNCTION vector_to_halfvec(vector, integer, boolean) AS IMPLICIT;
@@ -178,7 +178,7 @@ EXCEPTION WHEN numeric_value_out_of_range THEN
 END $$;
 
 CREATE FUNCTION halfvec_negative_inner_product(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT -inner_product(a, b)
+  SELECT -@extschema@.inner_product(a, b)
 $$;
 
 CREATE FUNCTION cosine_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -204,7 +204,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION halfvec_spherical_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT acos(greatest(-1, least(1, inner_product(a, b)))) / pi()
+  SELECT acos(greatest(-1, least(1, @extschema@.inner_product(a, b)))) / pi()
 $$;
 
 CREATE FUNCTION l1_distance(a halfvec, b halfvec) RETURNS float8 LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -225,7 +225,7 @@ CREATE FUNCTION l2_normalize(halfvec) RETURNS halfvec LANGUAGE sql IMMUTABLE STR
   SELECT winnow.as_halfvec(CASE WHEN n > 0
       THEN winnow.to_half(array(SELECT (x / n)::real::float8 FROM unnest($1::real[]) x), 'overflow')
       ELSE $1::real[] END)
-    FROM (SELECT l2_norm($1) AS n) t
+    FROM (SELECT @extschema@.l2_norm($1) AS n) t
 $$;
 
 CREATE FUNCTION binary_quantize(halfvec) RETURNS bit LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
@@ -315,10 +315,10 @@ CREATE OPERATOR CLASS halfvec_ops DEFAULT FOR TYPE halfvec USING btree AS
 
 
 CREATE FUNCTION halfvec_accum(s double precision[], v halfvec) RETURNS double precision[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT vector_accum(s, winnow.as_vector(v::real[]))
+  SELECT @extschema@.vector_accum(s, winnow.as_vector(v::real[]))
 $$;
 CREATE FUNCTION halfvec_combine(a double precision[], b double precision[]) RETURNS double precision[] LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
-  SELECT vector_combine(a, b)
+  SELECT @extschema@.vector_combine(a, b)
 $$;
 CREATE FUNCTION halfvec_avg(s double precision[]) RETURNS halfvec LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
   SELECT CASE WHEN s[1] = 0 THEN NULL

@@ -51,11 +51,13 @@ export async function applyMigrations(query: QueryFn, opts: { inTransaction?: bo
     await query(`SELECT pg_advisory_xact_lock(hashtext('winnow.schema_migrations'))`);
     await query(BOOKKEEPING);
     const { rows } = await query('SELECT version FROM winnow.schema_migrations');
+    // User-facing objects go to the current schema, like an extension's @extschema@ (normally public).
+    const schema = String((await query('SELECT quote_ident(current_schema()) AS s')).rows[0].s);
     const done = new Set(rows.map((r) => Number(r.version)));
     const applied: number[] = [];
     for (const m of migrations) {
       if (done.has(m.version)) continue;
-      await query(m.sql);
+      await query(m.sql.replaceAll('@extschema@', schema));
       await query(`INSERT INTO winnow.schema_migrations (version, name) VALUES (${m.version}, ${quoteLiteral(m.name)})`);
       applied.push(m.version);
     }
@@ -90,7 +92,7 @@ export function installStatement(ifNotExists: boolean): string {
   const steps = loadMigrations()
     .map(
       (m) => `  IF NOT EXISTS (SELECT FROM winnow.schema_migrations WHERE version = ${m.version}) THEN
-    EXECUTE ${dollarQuote(m.sql)};
+    EXECUTE replace(${dollarQuote(m.sql)}, '@extschema@', quote_ident(current_schema()));
     INSERT INTO winnow.schema_migrations (version, name) VALUES (${m.version}, ${quoteLiteral(m.name)});
   END IF;`,
     )

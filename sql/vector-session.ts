@@ -84,8 +84,12 @@ export class VectorSession implements StatementHandler {
 
   // ------------------------------------------------------------ catalog
 
+  private typesCheckedAt = 0;
+
   private async loadTypes(ctx: SessionContext): Promise<void> {
-    if (this.types) return;
+    // No vector types yet: look again at most once a second (another session may create the extension).
+    if (this.types && (this.types.size > 0 || Date.now() - this.typesCheckedAt < 1000)) return;
+    this.typesCheckedAt = Date.now();
     const r = await ctx.query(
       `SELECT t.oid, t.typname, t.typarray FROM pg_catalog.pg_type t WHERE t.typname IN ('vector', 'halfvec') AND t.typelem = 'pg_catalog.float4'::pg_catalog.regtype`,
     );

@@ -55,4 +55,10 @@ test('install/uninstall statements: errors and notices as for extensions', async
   await c.query(installStatement(false));
   const r = await c.query(`SELECT '{1,2}'::vector <-> '{2,3}' AS d`);
   expect(r.rows[0].d).toBeCloseTo(Math.SQRT2, 12);
+  // Function bodies name their own schema: a search_path without it changes nothing.
+  await c.query('SET search_path TO pg_catalog');
+  const s = await c.query(`SELECT public.l2_normalize('{3,4}'::public.vector)::text AS n, public.vector_spherical_distance('{1,0}', '{0,1}') AS d,
+    public.avg(v)::text AS a FROM (VALUES ('{1,2}'::public.halfvec)) t(v)`);
+  expect(s.rows[0]).toEqual({ n: '{0.6,0.8}', d: 0.5, a: '{1,2}' });
+  await c.query('RESET search_path');
 });
