@@ -39,6 +39,14 @@ inline uint64_t now_ns() {
 std::string num(size_t v) { return std::to_string(v); }
 }  // namespace
 
+double VectorIndex::brute_filter_work() {
+  static const double v = [] {
+    const char* e = std::getenv("WINNOW_FILTER_BRUTE_WORK");
+    return e ? std::atof(e) : 1.5e6;
+  }();
+  return v;
+}
+
 VectorIndex::VectorIndex(const IndexConfig& cfg) : cfg_(cfg) {
   if (cfg_.d == 0 || cfg_.d > kMaxDim) throw std::invalid_argument("dim must be between 1 and " + num(kMaxDim));
   // Default reduced dimension, measured: embedding models with a decaying spectrum
@@ -443,7 +451,7 @@ void VectorIndex::search(const float* q, size_t nq, const SearchParamsIn& p, int
 void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, const SearchParamsIn& p,
                              const IdFilter* f, int64_t* out_ids, float* out_dist) const {
   const size_t k = p.k, kprime = std::max(k, k * p.kfactor);
-  if (f && (f->ids.size() <= kprime || double(f->ids.size()) * double(cfg_.d) <= kBruteFilterWork)) {
+  if (f && (f->ids.size() <= kprime || double(f->ids.size()) * double(cfg_.d) <= brute_filter_work())) {
     brute_one(s, q, k, f, out_ids, out_dist);
     return;
   }
