@@ -42,7 +42,7 @@ std::string num(size_t v) { return std::to_string(v); }
 double VectorIndex::brute_filter_work() {
   static const double v = [] {
     const char* e = std::getenv("WINNOW_FILTER_BRUTE_WORK");
-    return e ? std::atof(e) : 1.5e6;
+    return e ? std::atof(e) : 3e5;
   }();
   return v;
 }
