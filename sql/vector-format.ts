@@ -179,8 +179,63 @@ function parseCNumber(token: string): number {
   return Number(token);
 }
 
+/**
+ * Fast path: a literal made only of plain decimals (no exponent, no run of 38+ digits) can neither
+ * overflow, underflow nor hold NaN/Inf, so its digits go to Postgres as they are. One pass over the
+ * characters; returns the dimension count, or -1 when the literal needs the full parser.
+ */
+function plainDims(lit: string): number {
+  const n = lit.length;
+  let i = 0;
+  const space = (c: number) => c === 32 || (c >= 9 && c <= 13);
+  while (i < n && space(lit.charCodeAt(i))) i++;
+  if (lit.charCodeAt(i) !== 91 /* [ */) return -1;
+  i++;
+  let dims = 0;
+  for (;;) {
+    while (i < n && space(lit.charCodeAt(i))) i++;
+    let c = lit.charCodeAt(i);
+    if (c === 43 || c === 45) c = lit.charCodeAt(++i); // sign
+    let digits = 0;
+    let run = 0;
+    while (c >= 48 && c <= 57) {
+      digits++;
+      if (++run >= 38) return -1;
+      c = lit.charCodeAt(++i);
+    }
+    if (c === 46 /* . */) {
+      c = lit.charCodeAt(++i);
+      run = 0;
+      while (c >= 48 && c <= 57) {
+        digits++;
+        if (++run >= 38) return -1;
+        c = lit.charCodeAt(++i);
+      }
+    }
+    if (digits === 0) return -1;
+    dims++;
+    while (i < n && space(lit.charCodeAt(i))) i++;
+    c = lit.charCodeAt(i);
+    i++;
+    if (c === 44 /* , */) continue;
+    if (c !== 93 /* ] */) return -1;
+    break;
+  }
+  while (i < n && space(lit.charCodeAt(i))) i++;
+  return i === n ? dims : -1;
+}
+
+const SPACES_RE = /[ \t\n\r\v\f]+/g;
+
 /** pgvector text -> Postgres array text ('{…}') for a vector/halfvec value. */
 export function vectorTextToArrayText(lit: string, kind: VectorKind = 'vector', typmod = -1): string {
+  if (kind === 'vector') {
+    const dims = plainDims(lit);
+    if (dims > 0 && dims <= VECTOR_MAX_DIM && (typmod === -1 || typmod === dims)) {
+      const inner = lit.slice(lit.indexOf('[') + 1, lit.lastIndexOf(']'));
+      return `{${inner.replace(SPACES_RE, '')}}`;
+    }
+  }
   return `{${parseVectorText(lit, kind, typmod).elements.join(',')}}`;
 }
 

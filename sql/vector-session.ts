@@ -46,7 +46,8 @@ type Pending =
   | { t: 'sync' }
   | { t: 'query' };
 
-const CONTEXT_NOISE = /inline_code_block|winnow\.raise/;
+/** CONTEXT lines that only say an error came from one of Winnow's SQL-level implementations (pgvector's are C). */
+const CONTEXT_NOISE = /inline_code_block|winnow\.|function "?(?:vector|halfvec|array_to_vector|array_to_halfvec|vector_typmod_in|halfvec_typmod_in|subvector|halfvec_mul|l2_distance|inner_product|cosine_distance|l1_distance|hamming_distance|jaccard_distance|vector_accum|halfvec_accum|vector_combine|vector_to_halfvec|halfvec_to_vector|(?:vector|halfvec)_l2_squared_distance)\b/;
 
 function errorFrame(e: PgvectorError): Buffer {
   return ErrorResponse({ severity: 'ERROR', code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}) } as never);
@@ -470,8 +471,10 @@ export class VectorSession implements StatementHandler {
           return ErrorResponse({ severity: 'ERROR', code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}), ...(f.where ? { where: f.where } : {}) } as never);
         }
         if (f.where && CONTEXT_NOISE.test(f.where)) {
+          // Keep context lines that are the user's (e.g. COPY line numbers); drop Winnow's own.
+          const kept = f.where.split('\n').filter((l) => !CONTEXT_NOISE.test(l) && !/^(?:SQL statement|PL\/pgSQL function)/.test(l));
           const { where: _w, ...rest } = f;
-          return ErrorResponse(rest as never);
+          return ErrorResponse((kept.length ? { ...rest, where: kept.join('\n') } : rest) as never);
         }
         return undefined;
       }
