@@ -85,7 +85,7 @@ describe('filtered search', () => {
     const idx = await build('l2');
     // Every 3rd id: large enough to use the IVF scan, not the brute-force fallback.
     const allowed = seqIds(n).filter((id) => id % 3n === 0n);
-    const res = await idx.searchBatch(queries, { k, nprobe: 1, kFactor: 2, filter: allowed });
+    const res = await idx.searchBatch(queries, { k, nprobe: 1, kFactor: 2, filter: allowed, bruteForceBelow: 0 });
     const exact = await idx.bruteForce(queries, { k, filter: allowed });
     let hit = 0;
     for (let i = 0; i < nq * k; i++) {
@@ -97,7 +97,11 @@ describe('filtered search', () => {
       for (const id of res.ids.subarray(q * k, (q + 1) * k)) if (truth.has(id)) hit++;
     }
     expect(hit / (nq * k)).toBeGreaterThan(0.5);
-    const full = await idx.searchBatch(queries, { k, nprobe: 16, kFactor: 400, filter: allowed });
+    expect(hit).toBeLessThan(nq * k); // really the approximate path (nprobe 1, kFactor 2)
+    const full = await idx.searchBatch(queries, { k, nprobe: 16, kFactor: 400, filter: allowed, bruteForceBelow: 0 });
+    // The default switches this small collection to exact brute force.
+    const dflt = await idx.searchBatch(queries, { k, nprobe: 1, kFactor: 2, filter: allowed });
+    expect(Array.from(dflt.ids)).toEqual(Array.from(exact.ids));
     expect(Array.from(full.ids)).toEqual(Array.from(exact.ids));
   });
 

@@ -275,6 +275,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     p.kfactor = uint_arg(o.Get("kFactor"), "kFactor");
     p.nthreads = uint_arg(o.Get("threads"), "threads");
     if (p.k > 100000) throw Napi::RangeError::New(env, "k must be at most 100000");
+    auto bl = o.Get("bruteForceBelow");
+    if (!bl.IsUndefined()) p.brute_limit = uint_arg(bl, "bruteForceBelow", true);
     auto f = o.Get("filter");
     if (!f.IsUndefined() && !f.IsNull()) {
       auto fa = i64(f, "filter");

@@ -451,7 +451,8 @@ void VectorIndex::search(const float* q, size_t nq, const SearchParamsIn& p, int
 void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, const SearchParamsIn& p,
                              const IdFilter* f, int64_t* out_ids, float* out_dist) const {
   const size_t k = p.k, kprime = std::max(k, k * p.kfactor);
-  if (f && (f->ids.size() <= kprime || double(f->ids.size()) * double(cfg_.d) <= brute_filter_work())) {
+  const double limit = p.brute_limit == SIZE_MAX ? brute_filter_work() / double(cfg_.d) : double(p.brute_limit);
+  if (f && (f->ids.size() <= kprime || double(f->ids.size()) <= limit)) {
     brute_one(s, q, k, f, out_ids, out_dist);
     return;
   }

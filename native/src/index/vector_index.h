@@ -38,6 +38,9 @@ struct SearchParamsIn {
   bool has_filter = false;
   const uint64_t* filter_bits = nullptr;  // optional bitset over internal ids (C++ callers)
   size_t filter_bits_words = 0;
+  // Filtered queries with at most this many allowed ids use exact brute force;
+  // SIZE_MAX = default (brute_filter_work() / dim).
+  size_t brute_limit = SIZE_MAX;
 };
 
 struct Store;
