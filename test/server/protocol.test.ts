@@ -170,6 +170,38 @@ describe('connection negotiation', () => {
     expect(await c.readToEnd()).toEqual([]);
   });
 
+  it('messages pipelined right behind the StartupMessage are held until the session is ready', async () => {
+    const c = await RawConn.connect(h.conn.port);
+    c.write(Buffer.concat([serialize.startup({ user: h.conn.user, database: h.conn.database }), serialize.query('SELECT 40 + 2')]));
+    const startup = await c.readUntil('Z');
+    expect(startup[0].type).toBe('R');
+    const r = await c.readUntil('Z');
+    expect(r.map((m) => m.type).join('')).toBe('TDCZ');
+    expect(r[1].body.subarray(6).toString()).toBe('42');
+    c.destroy();
+  });
+
+  it('FunctionCall is relayed', async () => {
+    const c = await conn();
+    // int4abs (oid 1397) called with one text-format argument '-7'
+    const arg = Buffer.from('-7');
+    const body = Buffer.concat([
+      Buffer.from([0, 0, 0x05, 0x75]), // function oid 1397
+      Buffer.from([0, 1, 0, 0]), // 1 argument format code: text
+      Buffer.from([0, 1]), // 1 argument
+      Buffer.from([0, 0, 0, arg.length]),
+      arg,
+      Buffer.from([0, 0]), // result format: text
+    ]);
+    const msg = Buffer.concat([Buffer.from('F'), Buffer.alloc(4), body]);
+    msg.writeInt32BE(msg.length - 1, 1);
+    c.write(msg);
+    const r = await c.readUntil('Z');
+    expect(r.map((m) => m.type).join('')).toBe('VZ');
+    expect(r[0].body.subarray(4).toString()).toBe('7');
+    c.destroy();
+  });
+
   it('rejects an unsupported protocol version and a startup without user', async () => {
     const c = await RawConn.connect(h.conn.port);
     const b = Buffer.alloc(8);
