@@ -2,6 +2,7 @@
 import { Command, Option } from 'commander';
 import { ENV, DEFAULTS } from './config.ts';
 import { startWinnow } from './index.ts';
+import { vectorSessionFactory } from '../sql/vector-session.ts'; // issue 4: pgvector's SQL (sql/README.md)
 import { createLogger } from './log.ts';
 
 const program = new Command();
@@ -37,6 +38,7 @@ program
         tlsKey: o.tlsKey,
         logLevel: o.logLevel,
         logger: log,
+        handlerFactory: vectorSessionFactory,
       });
     } catch (err) {
       log.fatal({ err }, 'failed to start');
