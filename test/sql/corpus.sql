@@ -347,6 +347,35 @@ SELECT embedding::real[] FROM items ORDER BY id;
 SELECT embedding::halfvec FROM items ORDER BY id;
 SELECT a.id, b.id, a.embedding <-> b.embedding FROM items a JOIN items b ON a.id < b.id ORDER BY 1, 2;
 SELECT id, (SELECT min(embedding <-> i.embedding) FROM items j WHERE j.id <> i.id) FROM items i ORDER BY id;
+-- Bound parameters (extended protocol, types inferred by Postgres): text values in pgvector's format.
+-- @params ["[1,2,3]"]
+SELECT $1::vector;
+-- @params ["[1,2,3]", "[3,1,2]"]
+SELECT $1::vector <-> $2::vector, l2_distance($1::vector, $2::vector), $1::vector <=> $2::vector;
+-- @params ["[1.0001,2,3]"]
+SELECT $1::halfvec;
+-- @params ["[1,2"]
+SELECT $1::vector;
+-- @params ["[1,2]"]
+SELECT $1::vector(3);
+-- @params ["[NaN]"]
+SELECT $1::vector;
+-- @params ["[70000]"]
+SELECT $1::halfvec;
+-- @params ["[1,1,1]"]
+SELECT id, embedding <-> $1 FROM items ORDER BY embedding <-> $1, id;
+-- @params ["[1,1]"]
+SELECT id, embedding <-> $1 FROM items ORDER BY 2;
+-- @params ["[9,9,9]", "param"]
+INSERT INTO items (embedding, note) VALUES ($1, $2) RETURNING embedding, note;
+-- @params ["[1,2]", "param2"]
+INSERT INTO items (embedding, note) VALUES ($1, $2);
+-- @params ["[8,8,8]", "param"]
+UPDATE items SET embedding = $1 WHERE note = $2 RETURNING embedding;
+-- @params ["[8,8,8]"]
+DELETE FROM items WHERE embedding = $1 RETURNING note;
+-- @params ["[0.5,0.25]", "[0.125]"]
+SELECT $1::vector || $2::vector, vector_dims($1::vector);
 UPDATE items SET embedding = '[0,0,1]' WHERE note = 'c' RETURNING id, embedding;
 UPDATE items SET embedding = '[0,0]' WHERE note = 'c';
 UPDATE items SET embedding = embedding + '[1,1,1]' WHERE note = 'a' RETURNING embedding;
@@ -416,6 +445,10 @@ SELECT greatest('[1,2]'::vector, '[1,3]'), least('[1,2]'::vector, '[1,3]');
 SELECT row_number() OVER (ORDER BY v <-> '[0,0]'), v FROM (VALUES ('[1,1]'::vector), ('[3,3]'), ('[2,2]')) t(v) ORDER BY 1;
 WITH q AS (SELECT '[1,1,1]'::vector AS v) SELECT items.id FROM items, q WHERE items.embedding <-> q.v < 10 ORDER BY items.embedding <-> q.v, items.id;
 SELECT '[1,2,3]'::vector <-> NULL;
+-- @difference no hnsw/ivfflat access methods in a Postgres without pgvector: indexing is Winnow's own (see sql/README.md)
+CREATE INDEX ON items USING hnsw (embedding vector_l2_ops);
+-- @difference no sparsevec type (not implemented; see sql/README.md)
+SELECT '{1:1,3:2}/5'::sparsevec;
 DROP TABLE items_missing;
 -- @difference DETAIL lists the same dependent columns, in attribute order rather than pg_depend scan order
 DROP EXTENSION vector;

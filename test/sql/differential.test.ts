@@ -20,6 +20,8 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 interface Entry {
   sql: string;
   difference?: string;
+  /** '-- @params [...]' (JSON): run with these parameters (extended protocol, unspecified types). */
+  params?: unknown[];
   line: number;
 }
 
@@ -28,6 +30,7 @@ export function loadCorpus(file = path.join(here, 'corpus.sql')): Entry[] {
   const out: Entry[] = [];
   let buf: string[] = [];
   let difference: string | undefined;
+  let params: unknown[] | undefined;
   let start = 0;
   lines.forEach((line, i) => {
     if (buf.length === 0) {
@@ -36,14 +39,20 @@ export function loadCorpus(file = path.join(here, 'corpus.sql')): Entry[] {
         difference = m[1];
         return;
       }
+      const pm = /^--\s*@params\s+(.*)$/.exec(line);
+      if (pm) {
+        params = JSON.parse(pm[1]) as unknown[];
+        return;
+      }
       if (line.startsWith('--') || line.trim() === '') return;
       start = i + 1;
     }
     buf.push(line);
     if (line.trimEnd().endsWith(';')) {
-      out.push({ sql: buf.join('\n'), difference, line: start });
+      out.push({ sql: buf.join('\n'), difference, params, line: start });
       buf = [];
       difference = undefined;
+      params = undefined;
     }
   });
   return out;
@@ -138,9 +147,9 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function viaWinnow(sql: string, name?: string): Promise<Outcome> {
+async function viaWinnow(sql: string, name?: string, params?: unknown[]): Promise<Outcome> {
   try {
-    const r = await client.query({ text: sql, rowMode: 'array', ...(name ? { name } : {}) } as pg.QueryConfig);
+    const r = await client.query({ text: sql, rowMode: 'array', ...(name ? { name } : {}), ...(params ? { values: params } : {}) } as pg.QueryConfig);
     const last = Array.isArray(r) ? r[r.length - 1] : r;
     return { ok: true, rows: (last.rows ?? []).map((row: unknown[]) => row.map(asText)) };
   } catch (err) {
@@ -150,9 +159,9 @@ async function viaWinnow(sql: string, name?: string): Promise<Outcome> {
   }
 }
 
-async function viaPgvector(sql: string): Promise<Outcome> {
+async function viaPgvector(sql: string, params: unknown[] = []): Promise<Outcome> {
   try {
-    const r = await lite.query(sql, [], { rowMode: 'array', parsers: rawParsers });
+    const r = await lite.query(sql, params, { rowMode: 'array', parsers: rawParsers });
     return { ok: true, rows: (r.rows as unknown[][]).map((row) => row.map(asText)) };
   } catch (err) {
     const e = err as { code?: string; message: string; detail?: string };
@@ -168,19 +177,21 @@ test('corpus: Winnow agrees with pgvector 0.8.0', { timeout: 170_000 }, async ()
   const listed: string[] = [];
   let matches = 0;
   let extended = 0;
+  let withParams = 0;
   let n = 0;
   let inTx = false;
   for (const e of corpus) {
     n++;
-    const expected = await viaPgvector(e.sql);
-    const got = await viaWinnow(e.sql);
+    const expected = await viaPgvector(e.sql, e.params);
+    const got = await viaWinnow(e.sql, undefined, e.params);
+    if (e.params) withParams++;
     let diff = same(got, expected);
     const upper = e.sql.trim().toUpperCase();
     if (/^BEGIN/.test(upper)) inTx = true;
     if (/^(COMMIT|ROLLBACK)/.test(upper)) inTx = false;
     // Extended protocol: re-run read-only statements as a named prepared statement.
     if (diff === null && !inTx && /^SELECT/.test(upper) && !/\bnextval\b/i.test(e.sql)) {
-      const again = await viaWinnow(e.sql, `diff_${n}`);
+      const again = await viaWinnow(e.sql, `diff_${n}`, e.params);
       const d2 = same(again, expected);
       if (d2) diff = `extended protocol: ${d2}`;
       else extended++;
@@ -195,7 +206,7 @@ test('corpus: Winnow agrees with pgvector 0.8.0', { timeout: 170_000 }, async ()
   const report = [
     `# Differential results (Winnow vs pgvector 0.8.0 in PGlite)`,
     ``,
-    `statements: ${corpus.length}; matching: ${matches}; also matched over the extended protocol: ${extended}; listed differences: ${listed.length}; unexpected mismatches: ${mismatches.length}`,
+    `statements: ${corpus.length} (${withParams} with bound parameters); matching: ${matches}; also matched over the extended protocol (named prepared statement): ${extended}; listed differences: ${listed.length}; unexpected mismatches: ${mismatches.length}`,
     ``,
     `## Listed differences`,
     ...listed.map((l) => `- ${l}`),
