@@ -142,6 +142,7 @@ export class VectorSession implements StatementHandler {
 
   private invalidate(): void {
     this.tables.clear();
+    this.paramCache?.clear();
   }
 
   // ------------------------------------------------------------ statements
@@ -228,7 +229,21 @@ export class VectorSession implements StatementHandler {
     return { forward: [r.changed ? serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes }) : p.frame, serialize.describe({ type: 'S', name: p.name })] };
   }
 
+  /** Parameter types learned per statement text (cleared with the catalog cache on DDL). */
+  private paramCache = new Map<string, number[]>();
+
   private async learnParamTypes(ctx: SessionContext, sql: string): Promise<number[] | null> {
+    const cached = this.paramCache.get(sql);
+    if (cached) return cached;
+    const out = await this.probeParamTypes(ctx, sql);
+    if (out) {
+      if (this.paramCache.size > 1000) this.paramCache.clear();
+      this.paramCache.set(sql, out);
+    }
+    return out;
+  }
+
+  private async probeParamTypes(ctx: SessionContext, sql: string): Promise<number[] | null> {
     const status = ctx.transactionStatus;
     if (status === 'E') return null;
     const inTx = status === 'T';
