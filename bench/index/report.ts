@@ -65,7 +65,7 @@ const f4 = (x: number | null | undefined) => (x == null || !Number.isFinite(x) ?
 
 export function summaryTable(rows: SummaryRow[]): string {
   const t = rows[0]?.cells.map((c) => c.target) ?? TARGETS;
-  const head = ['system', 'build s (train+add, threads)', 'filter B/vec', 'total B/vec', 'peak RSS MiB (data)',
+  const head = ['system', 'build s (train+add, threads)', 'filter B/vec', 'total B/vec', 'index RSS MiB', 'peak RSS MiB (data)',
     ...t.map((x) => `1-thr QPS @${x} [recall, params]`), ...t.map((x) => `2-thr QPS @${x}`), `p50/p99 ms @${t[Math.min(1, t.length - 1)]}`];
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`];
   for (const { result: r, cells } of rows) {
@@ -75,6 +75,7 @@ export function summaryTable(rows: SummaryRow[]): string {
       `${f1(r.trainSeconds + r.addSeconds)} (${f1(r.trainSeconds)}+${f1(r.addSeconds)}, ${r.buildThreads})`,
       f1(r.filterBytesPerVector),
       f1(r.totalBytesPerVector),
+      f0(r.indexRssMiB),
       `${f0(r.peakRssMiB)} (${f0(r.baseRssMiB)})`,
       ...cells.map((c) => (c.point ? `${f0(c.point.qps1Eval)} [${f3(c.point.recallEval)}, ${formatParams(c.point.params)}]` : 'not reached')),
       ...cells.map((c) => (c.point ? f0(c.point.qps2) : '—')),

@@ -167,7 +167,7 @@ async function main(): Promise<void> {
       notes: [
         `Load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (the machine may be shared: compare systems within one run, not across runs).`,
         `Sweep: ${args.quick ? 'quick (few points)' : 'full'}; each point timed ${args.repeat}× over all queries, fastest repetition kept; fixed grids, nothing is tuned on the evaluation queries. Peers get L2-normalised vectors with inner product for cosine; Winnow gets the raw vectors with metric '${metric}'.`,
-        'Peak RSS is of the process that loaded the data, built and searched (single-thread phase; the 2-thread phase is excluded); "data" is its RSS after loading the dataset, before building.',
+        'Memory: "index RSS" = RSS right after building minus RSS before building (the index\'s resident memory, roughly); peak RSS is of the whole process that loaded the data, built and searched (single-thread phase; the 2-thread phase is excluded), "data" its RSS after loading the dataset — for small sets the peak is dominated by loading the files.',
       ],
     };
     writeFileSync(path.join(args.out, svgName), renderSvg(results, `${tag} (n=${ds.n}, d=${ds.dim}, ${metric}) — recall@${args.k} vs QPS, eval half of queries`, args.k));

@@ -37,6 +37,8 @@ export interface SystemResult {
   /** Peak resident set of the process that built and searched, MiB, and its RSS after loading the data, before building. */
   peakRssMiB: number;
   baseRssMiB: number;
+  /** RSS right after building minus RSS before building, MiB (the index's resident memory, roughly; GC noise included). */
+  indexRssMiB?: number;
   /** How the 2-thread figure was obtained. */
   twoThreadNote: string;
   notes: string[];

@@ -70,6 +70,7 @@ export async function runFaiss(spec: RunSpec, kind: 'ivfpqfs' | 'hnsw', truth: G
     bytesNote: kind === 'ivfpqfs' ? 'faiss.serialize_index size / n (filter: the IVFPQFastScan alone; total: with RefineFlat)' : 'faiss.serialize_index size / n',
     peakRssMiB: done.peakRssMiB,
     baseRssMiB: build.baseRssMiB,
+    indexRssMiB: build.indexRssMiB,
     twoThreadNote: 'batch search of all queries with faiss.omp_set_num_threads(2)',
     notes: [`faiss ${build.faissVersion} (Debian python3-faiss) with BLAS ${build.blas}; single queries timed in Python, including the call overhead`],
     points,

@@ -141,11 +141,12 @@ def main():
         def set_params(p):
             index.hnsw.efSearch = p["ef"]
 
+    index_rss = rss_mib() - base_rss
     log(f"faiss {config}: train {train_s:.1f} s, add {add_s:.1f} s ({a.build_threads} threads)")
     emit({"type": "build", "config": config, "buildParams": build_params, "trainSeconds": train_s, "addSeconds": add_s,
           "buildThreads": a.build_threads, "filterBytesPerVector": filter_bytes, "totalBytesPerVector": total_bytes,
           "n": n, "d": d, "nq": nq, "faissVersion": faiss.__version__, "numpyVersion": np.__version__, "blas": blas_library(),
-          "baseRssMiB": base_rss})
+          "baseRssMiB": base_rss, "indexRssMiB": index_rss})
 
     # Single queries, one at a time, one thread.
     faiss.omp_set_num_threads(1)

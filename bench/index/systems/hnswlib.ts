@@ -23,6 +23,7 @@ export async function runHnswlib(spec: RunSpec): Promise<SystemResult> {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < ds.n; i++) index.addPoint(Array.from(data.base.subarray(i * ds.dim, (i + 1) * ds.dim)), i);
   const addSeconds = seconds(t0);
+  const indexRss = rssMiB() - baseRss;
   log(`hnswlib M=${M}: built ${ds.n} in ${addSeconds.toFixed(1)} s`);
 
   // Queries are converted to plain arrays once, outside the timed loop (the binding takes number[]).
@@ -69,6 +70,7 @@ export async function runHnswlib(spec: RunSpec): Promise<SystemResult> {
     bytesNote: 'writeIndex file size / n',
     peakRssMiB: peakRss,
     baseRssMiB: baseRss,
+    indexRssMiB: indexRss,
     twoThreadNote: '2 worker threads, each with its own copy of the index, each searching half the queries one at a time',
     notes: ['hnswlib-node 3.0.0 (node-gyp build, no -march=native); build single-threaded (binding has no parallel add)'],
     points,

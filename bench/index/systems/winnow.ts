@@ -49,6 +49,7 @@ export async function runWinnow(spec: RunSpec): Promise<SystemResult> {
   for (let i = 0; i < ds.n; i++) ids[i] = BigInt(i);
   await index.add(ids, base);
   const addSeconds = seconds(t0);
+  const indexRss = rssMiB() - baseRss;
   const stats = index.stats();
   log(`winnow: trained in ${trainSeconds.toFixed(1)} s, added ${ds.n} in ${addSeconds.toFixed(1)} s; stats ${JSON.stringify(stats)}`);
 
@@ -110,6 +111,7 @@ export async function runWinnow(spec: RunSpec): Promise<SystemResult> {
     bytesNote: 'VectorIndex.stats()',
     peakRssMiB: peakRss,
     baseRssMiB: baseRss,
+    indexRssMiB: indexRss,
     twoThreadNote,
     notes: [],
     points,
