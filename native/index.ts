@@ -62,7 +62,7 @@ export type KernelImpl = 'scalar' | 'avx2';
 export interface IndexOptions {
   dim: number;
   metric: Metric;
-  /** IVF partitions; default chosen at train time: min(4·sqrt(n), n/39) for an n-row sample. */
+  /** IVF partitions; default chosen at train time: min(0.75·sqrt(n), n/39) for an n-row sample (measured, see native/README.md). */
   nlist?: number;
   /** Dimension after the learnt PCA + rotation; multiple of 4, ≤ 512. Default: d rounded up to a multiple of 4 when d ≤ 128 (rotation only), else d/4 rounded down to a multiple of 4. */
   reducedDim?: number;

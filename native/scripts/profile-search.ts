@@ -12,7 +12,7 @@ if (existsSync(dir + '/index.winnow')) {
   idx = await VectorIndex.load(dir);
   console.log(`load ${(performance.now() - t).toFixed(0)} ms`);
 } else {
-  idx = new VectorIndex({ dim: ds.dim, metric: 'cos', vectorStorage: (process.env.STORAGE as 'float16') ?? 'float32', nlist: process.env.NLIST ? Number(process.env.NLIST) : undefined });
+  idx = new VectorIndex({ dim: ds.dim, metric: 'cos', vectorStorage: (process.env.STORAGE as 'float16') ?? 'float32', nlist: process.env.NLIST ? Number(process.env.NLIST) : undefined, reducedDim: process.env.RDIM ? Number(process.env.RDIM) : undefined });
   let t = performance.now();
   await idx.train(ds.base);
   await idx.add(new BigInt64Array(ds.n).map((_, i) => BigInt(i)), ds.base);
