@@ -39,7 +39,7 @@ const VECTOR_FUNCS = new Set([
 ]);
 const VECTOR_TYPES = new Set(['vector', 'halfvec']);
 
-interface Replacement {
+export interface Replacement {
   start: number; // byte offsets in the UTF-8 text
   end: number;
   text: string;
@@ -301,9 +301,11 @@ export function rewriteStatements(
   text: string,
   statements: readonly { stmt: Record<string, unknown> }[],
   catalog: Catalog,
+  /** Further replacements (byte ranges of `text`), e.g. whole statements the caller substitutes. */
+  extra: readonly Replacement[] = [],
 ): RewriteResult {
   const buf = Buffer.from(text, 'utf8');
-  const all: Replacement[] = [];
+  const all: Replacement[] = [...extra];
   let index = 0;
   try {
     for (const s of statements) {

@@ -21,7 +21,7 @@ import {
   PgvectorError, arrayBinaryToVectorBinary, arrayTextToVectorText, vectorBinaryToArrayBinary, vectorTextToArrayText,
   type VectorKind,
 } from './vector-format.ts';
-import { raiseStatement, rewriteStatements, type AllColumnsCatalog, type VectorColumn } from './vector-rewrite.ts';
+import { raiseStatement, rewriteStatements, type AllColumnsCatalog, type Replacement, type VectorColumn } from './vector-rewrite.ts';
 
 type Node = Record<string, any>;
 
@@ -150,10 +150,11 @@ export class VectorSession implements StatementHandler {
   /** Rewrites a statement text; returns the new text, or an error to report. */
   private async rewrite(ctx: SessionContext, parsed: ParseResult): Promise<{ sql: string; changed: boolean } | { error: PgvectorError; sql: string }> {
     if (!parsed.ok) return { sql: parsed.text, changed: false };
-    let text = parsed.text;
-    let changed = false;
+    const text = parsed.text;
     const statements = parsed.statements;
-    // CREATE/DROP EXTENSION vector.
+    // CREATE/DROP EXTENSION vector: replaced by Winnow's install/uninstall statement.
+    const extra: Replacement[] = [];
+    let installing = false;
     const ext = statements.map((s) => extensionCommand(s.stmt as Node));
     if (ext.some((e) => e)) {
       if (this.pgvectorAvailable === null) {
@@ -161,44 +162,42 @@ export class VectorSession implements StatementHandler {
         this.pgvectorAvailable = !r.error && r.rows[0]?.[0] === 't';
       }
       if (!this.pgvectorAvailable) {
-        const buf = Buffer.from(text, 'utf8');
-        const parts: Buffer[] = [];
-        let pos = 0;
+        const total = Buffer.byteLength(text, 'utf8');
         statements.forEach((s, i) => {
           const e = ext[i];
           if (!e) return;
-          const end = s.length ? s.location + s.length : buf.length;
-          parts.push(buf.subarray(pos, s.location), Buffer.from(e.sql, 'utf8'));
-          pos = end;
+          extra.push({ start: s.location, end: s.length ? s.location + s.length : total, text: e.sql });
           this.tagReplace.push(e.tag);
+          if (e.tag === 'CREATE EXTENSION') installing = true;
         });
-        parts.push(buf.subarray(pos));
-        text = Buffer.concat(parts).toString('utf8');
-        changed = true;
       }
       this.types = null;
-      this.invalidate();
-      if (changed) return { sql: text, changed };
     }
     if (statements.some((s) => !['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'TransactionStmt', 'VariableSetStmt', 'VariableShowStmt', 'CopyStmt', 'ExplainStmt', 'PrepareStmt', 'ExecuteStmt'].includes(s.kind))) {
       this.invalidate();
       this.invalidateAtReady = true;
     }
     await this.loadTypes(ctx);
-    if (!this.types!.size) return { sql: text, changed };
+    // Rewrite literals when the types exist, or will once this batch's CREATE EXTENSION has run.
+    if (!this.types!.size && !installing) {
+      if (!extra.length) return { sql: text, changed: false };
+      const only = rewriteStatements(text, [], this.catalog(), extra);
+      return { sql: only.ok ? only.sql : text, changed: true };
+    }
     const rels = new Set<string>();
     collectRelnames(statements.map((s) => s.stmt), rels);
     await this.loadTables(ctx, rels);
-    const r = rewriteStatements(text, statements, this.catalog());
+    const catalog = withBatchDefinitions(this.catalog(), statements.map((s) => s.stmt as Node));
+    const r = rewriteStatements(text, statements, catalog, extra);
     if (!r.ok) {
       // Statements before the failing one still run; the failing one raises pgvector's error in Postgres.
       const failing = statements[r.index];
       const prefix = Buffer.from(text, 'utf8').subarray(0, failing.location).toString('utf8');
-      const before = rewriteStatements(prefix, statements.slice(0, r.index), this.catalog());
+      const before = rewriteStatements(prefix, statements.slice(0, r.index), catalog, extra.filter((x) => x.end <= failing.location));
       const head = before.ok ? before.sql : prefix;
       return { error: r.error, sql: head + (r.index > 0 && !/;\s*$/.test(head) ? ';' : '') + raiseStatement(r.error) };
     }
-    return { sql: r.sql, changed: r.changed || changed };
+    return { sql: r.sql, changed: r.changed };
   }
 
   async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
@@ -553,6 +552,49 @@ function expandFormats(formats: number[], n: number): number[] {
   if (formats.length === 0) return new Array(n).fill(0);
   if (formats.length === 1) return new Array(n).fill(formats[0]);
   return formats;
+}
+
+/**
+ * The catalog as it will be after this batch's CREATE TABLE / ALTER TABLE … ADD COLUMN statements
+ * (a multi-statement Query is rewritten before any of it runs).
+ */
+function withBatchDefinitions(base: AllColumnsCatalog, stmts: Node[]): AllColumnsCatalog {
+  const defs = new Map<string, { columns: string[]; vectors: Map<string, VectorColumn> }>();
+  const colOf = (cd: Node, t: { columns: string[]; vectors: Map<string, VectorColumn> }) => {
+    t.columns.push(cd.colname);
+    const names: Node[] = cd.typeName?.names ?? [];
+    const type = names[names.length - 1]?.String?.sval;
+    if ((type === 'vector' || type === 'halfvec') && !cd.typeName.arrayBounds?.length) {
+      const m = cd.typeName.typmods?.[0]?.A_Const?.ival;
+      const typmod = m !== undefined && (m.ival ?? 0) >= 1 && (m.ival ?? 0) <= 16000 ? m.ival : -1;
+      t.vectors.set(cd.colname, { kind: type, typmod });
+    }
+  };
+  for (const st of stmts) {
+    if (st.CreateStmt?.relation?.relname) {
+      const t = { columns: [] as string[], vectors: new Map<string, VectorColumn>() };
+      for (const e of st.CreateStmt.tableElts ?? []) if (e.ColumnDef) colOf(e.ColumnDef, t);
+      defs.set(st.CreateStmt.relation.relname, t);
+    } else if (st.AlterTableStmt?.relation?.relname) {
+      const name = st.AlterTableStmt.relation.relname;
+      for (const c of st.AlterTableStmt.cmds ?? []) {
+        const cd = c.AlterTableCmd?.subtype === 'AT_AddColumn' ? c.AlterTableCmd.def?.ColumnDef : undefined;
+        if (!cd) continue;
+        let t = defs.get(name);
+        if (!t) {
+          const cur = base.vectorColumns(name);
+          t = { columns: [...(base.allColumns?.(name) ?? [])], vectors: new Map(cur ?? []) };
+          defs.set(name, t);
+        }
+        colOf(cd, t);
+      }
+    }
+  }
+  if (defs.size === 0) return base;
+  return {
+    vectorColumns: (t) => defs.get(t)?.vectors ?? base.vectorColumns(t),
+    allColumns: (t) => defs.get(t)?.columns ?? base.allColumns?.(t),
+  };
 }
 
 /** The text inside the first top-level parentheses at or after `from` (quote-aware), if any. */

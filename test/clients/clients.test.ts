@@ -124,6 +124,13 @@ describe('pg with pgvector/pg', () => {
     expect(agg.rows[0]).toEqual({ a: [2.5, 3.5, 4.5], s: [5, 7, 9] });
   });
 
+  test('one multi-statement query: CREATE TABLE, ALTER TABLE and INSERTs of literals into the new columns', async () => {
+    const r = await client.query(`CREATE TABLE batch_items (id int, v vector(2)); ALTER TABLE batch_items ADD COLUMN h halfvec(2);
+      INSERT INTO batch_items VALUES (1, '[1,2]', '[1.0001,2]'); SELECT v, h FROM batch_items`);
+    const last = (r as unknown as pg.QueryResult[])[3];
+    expect(last.rows).toEqual([{ v: [1, 2], h: [1, 2] }]);
+  });
+
   test('named prepared statement reused without Describe', async () => {
     for (const v of [[1, 1, 1], [2, 2, 2]]) {
       const r = await client.query({ name: 'pg_near', text: 'SELECT embedding, $1::vector AS q FROM pg_items ORDER BY embedding <=> $1 LIMIT 1', values: [pgvector.toSql(v)] });
