@@ -162,6 +162,8 @@ export class Session implements SessionContext {
   private blocked = false;
   /** A hook is running synchronously (see query()). */
   private inHook = false;
+  /** Frames framed by the running pump() and not yet written to Postgres. */
+  private pumpOut: Buffer[] | null = null;
   private readonly deferredParses: Array<string | PreparedStatement> = [];
   private ended = false;
 
@@ -202,6 +204,11 @@ export class Session implements SessionContext {
 
   query(text: string): Promise<InternalResult> {
     if (!this.backend) return Promise.reject(new Error('no backend connection'));
+    // Client messages framed before this hook call must reach Postgres before the internal query.
+    if (this.pumpOut !== null && this.pumpOut.length > 0) {
+      this.flushToBackend(this.pumpOut);
+      this.pumpOut.length = 0;
+    }
     if ((this.inHook || this.blocked) && (this.backend.batchOpen || this.backend.copyIn)) {
       // The client's extended-protocol batch (or COPY) is open and its Sync is held behind this hook:
       // waiting would deadlock, and a simple Query now would commit the batch's implicit transaction.
@@ -309,6 +316,15 @@ export class Session implements SessionContext {
   private pump(): void {
     if (this.blocked || this.ended || this.phase === 'connecting') return;
     const out: Buffer[] = [];
+    this.pumpOut = out;
+    try {
+      this.pumpLoop(out);
+    } finally {
+      this.pumpOut = null;
+    }
+  }
+
+  private pumpLoop(out: Buffer[]): void {
     let f: Buffer | null;
     try {
       while ((f = this.framer.next()) !== null) {

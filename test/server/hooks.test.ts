@@ -26,6 +26,11 @@ function handler(): StatementHandler {
         };
       }
       if (q.text === 'SELECT winnow_rewrite()') return { forward: [serialize.query('SELECT 7 AS rewritten')] };
+      if (q.text === 'SELECT winnow_sync_probe()') {
+        // ctx.query called synchronously inside the hook, while earlier pipelined queries are still being framed
+        const p = ctx.query('SELECT 5');
+        return p.then((r) => ({ respond: [RowDescription([{ name: 'v', typeOid: 25 }]), DataRow([r.rows[0][0]]), CommandComplete('SELECT 1')] }));
+      }
       if (q.text === 'SELECT winnow_whoami()') {
         return ctx.query('SELECT current_user AS u, pg_backend_pid() AS pid').then((r) => ({
           respond: [
@@ -106,6 +111,19 @@ describe('StatementHandler hooks', () => {
     expect((await c.query('SELECT winnow_rewrite()')).rows).toEqual([{ rewritten: 7 }]);
     expect((await c.query(`SELECT 'quiet' AS shout, 'quiet' AS calm`)).rows).toEqual([{ shout: 'QUIET', calm: 'quiet' }]);
     await c.end();
+  });
+
+  it('internal queries keep their place behind pipelined client messages', async () => {
+    const raw = await RawConn.startup(h.conn.port, h.conn.user, h.conn.database);
+    raw.write(Buffer.concat([serialize.query('SELECT 1'), serialize.query('SELECT 2'), serialize.query('SELECT winnow_sync_probe()'), serialize.query('SELECT 3')]));
+    const vals: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      const part = await raw.readUntil('Z');
+      const d = part.find((m) => m.type === 'D')!;
+      vals.push(d.body.subarray(6).toString());
+    }
+    expect(vals).toEqual(['1', '2', '5', '3']);
+    raw.destroy();
   });
 
   it('an internal query from a hook inside an open extended batch fails fast instead of deadlocking', async () => {
