@@ -248,6 +248,12 @@ class Rewriter {
         const kind = known ?? (nonLiteral || (f.startsWith('vector_') && f !== 'vector_dims') ? 'vector' : undefined);
         if (kind) for (const a of args) if (stringConst(a)) this.literal(a, kind);
       }
+    } else if (n.ExecuteStmt) {
+      const kinds = (this.catalog as AllColumnsCatalog).preparedParams?.(n.ExecuteStmt.name);
+      (n.ExecuteStmt.params ?? []).forEach((p: Node, i: number) => {
+        const k = kinds?.[i];
+        if (k) this.literal(p, k);
+      });
     } else if (n.InsertStmt) {
       this.insert(n.InsertStmt);
     } else if (n.UpdateStmt) {
@@ -288,9 +294,12 @@ class Rewriter {
   }
 }
 
-/** Optional catalog extension: every column name of a table in order (INSERT without a column list). */
+/** Optional catalog extensions. */
 export interface AllColumnsCatalog extends Catalog {
+  /** Every column name of a table in order (INSERT without a column list). */
   allColumns?(table: string): readonly string[] | undefined;
+  /** Parameter kinds of an SQL-level prepared statement (EXECUTE name('[1,2]')). */
+  preparedParams?(name: string): readonly (VectorKind | undefined)[] | undefined;
 }
 
 /**

@@ -133,6 +133,31 @@ export class VectorSession implements StatementHandler {
     }
   }
 
+  /** Parameter kinds of SQL-level prepared statements named in EXECUTE (this batch's PREPAREs first). */
+  private prepared = new Map<string, (VectorKind | undefined)[]>();
+
+  private async loadPrepared(ctx: SessionContext, stmts: Node[]): Promise<void> {
+    this.prepared = new Map();
+    const wanted = new Set<string>();
+    for (const st of stmts) {
+      if (st.PrepareStmt) {
+        this.prepared.set(st.PrepareStmt.name, (st.PrepareStmt.argtypes ?? []).map((t: Node) => {
+          const names: Node[] = t.TypeName?.names ?? [];
+          const n = names[names.length - 1]?.String?.sval;
+          return (n === 'vector' || n === 'halfvec') && !t.TypeName.arrayBounds?.length ? n : undefined;
+        }));
+      } else if (st.ExecuteStmt && !this.prepared.has(st.ExecuteStmt.name)) wanted.add(st.ExecuteStmt.name);
+    }
+    if (wanted.size === 0 || !this.types?.size) return;
+    const list = [...wanted].map((n) => `'${n.replace(/'/g, "''")}'`).join(',');
+    const r = await ctx.query(`SELECT name, parameter_types::oid[]::text FROM pg_catalog.pg_prepared_statements WHERE name IN (${list})`);
+    if (r.error) return;
+    for (const [name, types] of r.rows) {
+      const oids = (types ?? '').replace(/[{}]/g, '').split(',').filter(Boolean).map(Number);
+      this.prepared.set(name!, oids.map((o) => this.types!.get(o)));
+    }
+  }
+
   private catalog(): AllColumnsCatalog {
     return {
       vectorColumns: (t) => this.tables.get(t)?.vectors,
@@ -188,6 +213,9 @@ export class VectorSession implements StatementHandler {
     collectRelnames(statements.map((s) => s.stmt), rels);
     await this.loadTables(ctx, rels);
     const catalog = withBatchDefinitions(this.catalog(), statements.map((s) => s.stmt as Node));
+    await this.loadPrepared(ctx, statements.map((s) => s.stmt as Node));
+    const prepared = this.prepared;
+    catalog.preparedParams = (name) => prepared.get(name);
     const r = rewriteStatements(text, statements, catalog, extra);
     if (!r.ok) {
       // Statements before the failing one still run; the failing one raises pgvector's error in Postgres.

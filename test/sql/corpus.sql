@@ -376,6 +376,13 @@ UPDATE items SET embedding = $1 WHERE note = $2 RETURNING embedding;
 DELETE FROM items WHERE embedding = $1 RETURNING note;
 -- @params ["[0.5,0.25]", "[0.125]"]
 SELECT $1::vector || $2::vector, vector_dims($1::vector);
+PREPARE near(vector, int) AS SELECT id, embedding <-> $1 FROM items ORDER BY embedding <-> $1, id LIMIT $2;
+EXECUTE near('[1,1,1]', 2);
+EXECUTE near('[1,1', 2);
+PREPARE hv(halfvec) AS SELECT $1;
+EXECUTE hv('[1.0001]');
+DEALLOCATE near;
+DEALLOCATE hv;
 UPDATE items SET embedding = '[0,0,1]' WHERE note = 'c' RETURNING id, embedding;
 UPDATE items SET embedding = '[0,0]' WHERE note = 'c';
 UPDATE items SET embedding = embedding + '[1,1,1]' WHERE note = 'a' RETURNING embedding;
