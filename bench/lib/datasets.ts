@@ -23,9 +23,9 @@ export interface Dataset {
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-/** Where the datasets live: WINNOW_DATA_DIR, else ../shared/data beside the repository. */
+/** Where the datasets live: WINNOW_DATASETS_DIR, else ../shared/data beside the repository. */
 export function datasetsRoot(): string {
-  return process.env.WINNOW_DATA_DIR ?? path.resolve(repoRoot, '..', 'shared', 'data');
+  return process.env.WINNOW_DATASETS_DIR ?? path.resolve(repoRoot, '..', 'shared', 'data');
 }
 
 /** Names of the dataset folders that have a base and queries. */

@@ -24,7 +24,8 @@ export default async function setup(project: TestProject) {
     port,
     user: 'postgres',
     password: 'postgres',
-    authMethod: 'trust',
+    // initdb --auth=trust: the test cluster only listens on loopback (the typings omit 'trust').
+    authMethod: 'trust' as 'password',
     persistent: false,
     createPostgresUser: process.getuid?.() === 0,
     postgresFlags: ['-c', 'wal_level=logical', '-c', 'max_connections=300', '-c', 'fsync=off'],
