@@ -75,7 +75,9 @@ function machine(): string {
 
 function gitRev(): string {
   try {
-    return execSync('git rev-parse --short HEAD', { cwd: repoRoot }).toString().trim();
+    const rev = execSync('git rev-parse --short HEAD', { cwd: repoRoot }).toString().trim();
+    const dirty = execSync('git status --porcelain -- native', { cwd: repoRoot }).toString().trim();
+    return dirty ? `${rev} (native/ with uncommitted changes)` : rev;
   } catch {
     return 'unknown';
   }
@@ -93,7 +95,9 @@ function runNodeSystem(system: string, spec: RunSpec): Promise<SystemResult> {
     p.on('error', reject);
     p.on('close', (code) => {
       const line = out.split('\n').find((l) => l.startsWith('RESULT '));
+      const err = out.split('\n').find((l) => l.startsWith('ERROR '));
       if (line) resolve(JSON.parse(line.slice(7)));
+      else if (err) reject(new Error(JSON.parse(err.slice(6))));
       else reject(new Error(`${system} worker exited with code ${code}${out.trim() ? ': ' + out.trim().slice(-500) : ''}`));
     });
   });

@@ -7,14 +7,19 @@ const [system, specJson] = process.argv.slice(2);
 const spec = JSON.parse(specJson) as RunSpec;
 
 let result: SystemResult;
-if (system === 'hnswlib') {
-  const { runHnswlib } = await import('./systems/hnswlib.ts');
-  result = await runHnswlib(spec);
-} else if (system === 'winnow') {
-  const { runWinnow } = await import('./systems/winnow.ts');
-  result = await runWinnow(spec);
-} else {
-  throw new Error(`unknown system ${system}`);
+try {
+  if (system === 'hnswlib') {
+    const { runHnswlib } = await import('./systems/hnswlib.ts');
+    result = await runHnswlib(spec);
+  } else if (system === 'winnow') {
+    const { runWinnow } = await import('./systems/winnow.ts');
+    result = await runWinnow(spec);
+  } else {
+    throw new Error(`unknown system ${system}`);
+  }
+} catch (e) {
+  process.stdout.write(`ERROR ${JSON.stringify(e instanceof Error ? e.message : String(e))}\n`);
+  process.exit(1);
 }
 process.stdout.write(`RESULT ${JSON.stringify(result)}\n`);
 process.exit(0);
