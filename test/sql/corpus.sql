@@ -398,7 +398,9 @@ UPDATE items SET e2 = '[1,2]', e4 = '[1,2,3,4]' WHERE note = 'a';
 UPDATE items SET e2 = subvector(embedding, 1, 2) WHERE note = 'b' RETURNING e2;
 SELECT note, e2, e4 FROM items ORDER BY id;
 SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a WHERE a.attrelid = 'items'::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum;
-SELECT column_name, udt_name FROM information_schema.columns WHERE table_name = 'items' ORDER BY ordinal_position;
+SELECT column_name, udt_name, character_maximum_length, numeric_precision FROM information_schema.columns WHERE table_name = 'items' ORDER BY ordinal_position;
+-- @difference information_schema.columns.data_type is 'ARRAY' for vector/halfvec (typelem = float4 is what lets array_in/array_out serve as their I/O); udt_name is 'vector' as with pgvector
+SELECT column_name, data_type, udt_name, character_maximum_length, numeric_precision FROM information_schema.columns WHERE table_name = 'items' ORDER BY ordinal_position;
 INSERT INTO hitems VALUES (1, '[1.0001, 2, 3]'), (2, '[0.1, 0.2, 0.3]');
 INSERT INTO hitems VALUES (3, '[70000, 1, 1]');
 INSERT INTO hitems VALUES (4, '[1,2]');
