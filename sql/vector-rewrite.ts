@@ -25,7 +25,13 @@ export interface Catalog {
 export const emptyCatalog: Catalog = { vectorColumns: () => undefined };
 
 export type RewriteResult =
-  | { ok: true; sql: string; changed: boolean }
+  | {
+      ok: true;
+      sql: string;
+      changed: boolean;
+      /** $n parameters the statement evidently uses as vector/halfvec (same contexts as literals). */
+      params: Map<number, VectorKind>;
+    }
   | { ok: false; error: PgvectorError; /** index of the statement whose literal failed */ index: number };
 
 type Node = Record<string, any>;
@@ -153,8 +159,15 @@ class Rewriter {
     }
   }
 
-  /** Rewrites the string constant `n` as a `kind` literal (throws PgvectorError on bad text). */
+  readonly params = new Map<number, VectorKind>();
+
+  /** Rewrites the string constant `n` as a `kind` literal (throws PgvectorError on bad text); notes a $n there. */
   literal(n: Node | undefined, kind: VectorKind, typmod = -1): boolean {
+    const p = n?.ParamRef?.number;
+    if (typeof p === 'number') {
+      if (!this.params.has(p)) this.params.set(p, kind);
+      return false;
+    }
     const c = stringConst(n);
     if (!c) return false;
     const start = this.base + c.location;
@@ -234,8 +247,9 @@ class Rewriter {
         const lk = this.kindOf(lexpr);
         const rk = this.kindOf(rexpr);
         const distance = DISTANCE_OPS.has(op);
-        if (stringConst(rexpr) && (lk || (distance && !stringConst(lexpr)))) this.literal(rexpr, lk ?? 'vector');
-        if (stringConst(lexpr) && (rk || (distance && !stringConst(rexpr)))) this.literal(lexpr, rk ?? 'vector');
+        const slot = (x: Node | undefined) => stringConst(x) || x?.ParamRef;
+        if (slot(rexpr) && (lk || (distance && !slot(lexpr)))) this.literal(rexpr, lk ?? 'vector');
+        if (slot(lexpr) && (rk || (distance && !slot(rexpr)))) this.literal(lexpr, rk ?? 'vector');
       }
     } else if (n.FuncCall) {
       const f = funcName(n.FuncCall);
@@ -246,7 +260,7 @@ class Rewriter {
         // and reports the others as ambiguous (vector vs halfvec), which Postgres does here too.
         const nonLiteral = args.some((a) => !a.A_Const);
         const kind = known ?? (nonLiteral || (f.startsWith('vector_') && f !== 'vector_dims') ? 'vector' : undefined);
-        if (kind) for (const a of args) if (stringConst(a)) this.literal(a, kind);
+        if (kind) for (const a of args) if (stringConst(a) || a.ParamRef) this.literal(a, kind);
       }
     } else if (n.ExecuteStmt) {
       const kinds = (this.catalog as AllColumnsCatalog).preparedParams?.(n.ExecuteStmt.name);
@@ -315,19 +329,21 @@ export function rewriteStatements(
 ): RewriteResult {
   const buf = Buffer.from(text, 'utf8');
   const all: Replacement[] = [...extra];
+  const params = new Map<number, VectorKind>();
   let index = 0;
   try {
     for (const s of statements) {
       const r = new Rewriter(buf, 0, catalog, s.stmt as Node);
       r.walk(s.stmt);
       all.push(...r.replacements);
+      for (const [k, v] of r.params) if (!params.has(k)) params.set(k, v);
       index++;
     }
   } catch (err) {
     if (err instanceof PgvectorError) return { ok: false, error: err, index };
     throw err;
   }
-  if (all.length === 0) return { ok: true, sql: text, changed: false };
+  if (all.length === 0) return { ok: true, sql: text, changed: false, params };
   all.sort((a, b) => a.start - b.start);
   const parts: Buffer[] = [];
   let pos = 0;
@@ -336,7 +352,7 @@ export function rewriteStatements(
     pos = r.end;
   }
   parts.push(buf.subarray(pos));
-  return { ok: true, sql: Buffer.concat(parts).toString('utf8'), changed: true };
+  return { ok: true, sql: Buffer.concat(parts).toString('utf8'), changed: true, params };
 }
 
 /** A statement that makes Postgres itself raise `e` (so transaction state follows, as with pgvector). */

@@ -173,7 +173,10 @@ export class VectorSession implements StatementHandler {
   // ------------------------------------------------------------ statements
 
   /** Rewrites a statement text; returns the new text, or an error to report. */
-  private async rewrite(ctx: SessionContext, parsed: ParseResult): Promise<{ sql: string; changed: boolean } | { error: PgvectorError; sql: string }> {
+  private async rewrite(
+    ctx: SessionContext,
+    parsed: ParseResult,
+  ): Promise<{ sql: string; changed: boolean; params?: Map<number, VectorKind> } | { error: PgvectorError; sql: string }> {
     if (!parsed.ok) return { sql: parsed.text, changed: false };
     const text = parsed.text;
     const statements = parsed.statements;
@@ -225,7 +228,7 @@ export class VectorSession implements StatementHandler {
       const head = before.ok ? before.sql : prefix;
       return { error: r.error, sql: head + (r.index > 0 && !/;\s*$/.test(head) ? ';' : '') + raiseStatement(r.error) };
     }
-    return { sql: r.sql, changed: r.changed };
+    return { sql: r.sql, changed: r.changed, params: r.params };
   }
 
   async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
@@ -245,6 +248,11 @@ export class VectorSession implements StatementHandler {
     if (this.types?.size && p.parsed.ok && hasParams(p.parsed.statements.map((s) => s.stmt)) && types.every((t) => t === 0 || !this.types!.has(t))) {
       const learned = await this.learnParamTypes(ctx, r.sql);
       if (learned) types = learned.map((t, i) => (types[i] ? types[i] : t));
+      else if (r.params?.size) {
+        // No probe possible (unsynced batch): use the types the statement itself shows ($1::vector, col <-> $1, …).
+        for (const [n, kind] of r.params) if (!types[n - 1] && this.oids[kind]) types[n - 1] = this.oids[kind]!;
+        for (let i = 0; i < types.length; i++) types[i] ??= 0;
+      }
     }
     this.stmtParams.set(p.name, types);
     this.stmtFields.delete(p.name);
@@ -270,7 +278,16 @@ export class VectorSession implements StatementHandler {
     return out;
   }
 
+  /** Client extended-protocol messages forwarded since its last Sync (an open batch). */
+  private batchOpen(): boolean {
+    const last = this.pending[this.pending.length - 1];
+    return last !== undefined && last.t !== 'sync' && last.t !== 'query';
+  }
+
   private async probeParamTypes(ctx: SessionContext, sql: string): Promise<number[] | null> {
+    // The probe runs on the session's connection after everything already sent has completed; inside
+    // an unsynced batch that would wait for a Sync the client has not sent yet, so do not probe then.
+    if (this.batchOpen()) return null;
     const status = ctx.transactionStatus;
     if (status === 'E') return null;
     const inTx = status === 'T';

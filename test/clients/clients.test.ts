@@ -46,7 +46,7 @@ function vecBinary(values: number[]): Buffer {
 }
 
 /** Runs one statement over the extended protocol asking for binary results; returns the DataRow fields. */
-async function rawExtendedRow(text: string): Promise<(Buffer | null)[]> {
+async function rawExtendedRow(text: string, batch?: Buffer[]): Promise<(Buffer | null)[]> {
   const sock = net.connect(winnow.port, '127.0.0.1');
   let acc = Buffer.alloc(0);
   let ready = 0;
@@ -69,7 +69,7 @@ async function rawExtendedRow(text: string): Promise<(Buffer | null)[]> {
           }
         }
         if (type === 'Z' && ++ready === 1) {
-          sock.write(Buffer.concat([serialize.parse({ text }), serialize.bind({ binary: true }), serialize.execute({}), serialize.sync()]));
+          sock.write(Buffer.concat(batch ?? [serialize.parse({ text }), serialize.bind({ binary: true }), serialize.execute({}), serialize.sync()]));
         } else if (type === 'Z') resolve();
       }
     });
@@ -153,6 +153,15 @@ describe('pg with pgvector/pg', () => {
     const h = row[1]!;
     expect(h.length).toBe(8);
     expect([h.readUInt16BE(4), h.readUInt16BE(6)]).toEqual([0x3e00, 0x4000]); // float16 1.5, 2
+  });
+
+  test('vector parameters in an unsynced batch (several Parse before one Sync): types from the statement itself', async () => {
+    const row = await rawExtendedRow('', [
+      serialize.parse({ text: 'SELECT 1' }), serialize.bind({}), serialize.execute({}),
+      serialize.parse({ name: 'batch_b', text: 'SELECT $1::vector <-> $2::vector AS d, $1::vector AS v' }),
+      serialize.bind({ statement: 'batch_b', values: ['[1,2]', '[2,3]'] }), serialize.execute({}), serialize.sync(),
+    ]);
+    expect(row.map((f) => f?.toString())).toEqual(['1.4142135623730951', '[1,2]']);
   });
 
   test('errors are pgvector’s, nothing changes, the session goes on', async () => {
