@@ -32,6 +32,7 @@ for kind in "${KINDS[@]}"; do
   set +e
   (
     cd "$ROOT"
+    export WINNOW_STRESS_TIMEOUT_S=${WINNOW_STRESS_TIMEOUT_S:-900}  # sanitizers slow everything 5-15x
     export WINNOW_NATIVE_ADDON="$work/build/Release/winnow_native.node"
     export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:halt_on_error=1:log_path=$work/asan"
     export TSAN_OPTIONS="halt_on_error=0:exitcode=0:second_deadlock_stack=1:log_path=$work/tsan:suppressions=$ROOT/native/scripts/tsan.supp"

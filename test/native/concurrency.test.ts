@@ -10,7 +10,7 @@ const seconds = Number(process.env.WINNOW_STRESS_SECONDS ?? 20);
 const dim = 32;
 
 describe('concurrent readers and writers', () => {
-  it(`stays consistent over ${seconds} s of mixed load`, { timeout: (seconds + 90) * 1000 }, async () => {
+  it(`stays consistent over ${seconds} s of mixed load`, { timeout: Number(process.env.WINNOW_STRESS_TIMEOUT_S ?? seconds + 90) * 1000 }, async () => {
     const pool = lowRank(40_000, dim, 12, 40, 21, 0.2);
     let next = 0;
     const fresh = () => pool.slice((next % 40_000) * dim, ((next++ % 40_000) + 1) * dim).map((v, i) => v + (next >> 15) * 0.01 * ((i % 3) - 1));
