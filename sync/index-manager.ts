@@ -1,0 +1,467 @@
+// Owns the native indexes of one Winnow process and keeps them equal to their tables.
+//
+// Per database: one connection of Winnow's own (the first user who touched an index there; it needs
+// REPLICATION or superuser), a logical replication slot `winnow_<db>` with the pgoutput plugin and a
+// publication `winnow_indexed` listing every table that has a Winnow index. The slot is polled over
+// SQL with pg_logical_slot_peek_binary_changes(slot, upto, …): Postgres decodes committed
+// transactions only, in commit order, so rolled-back changes never arrive and out-of-order commits
+// arrive in the order they became visible. Each change is a row-state assignment (upsert id→vector,
+// or delete id), so replaying a suffix of the history that starts before an index's build snapshot
+// converges to the table's state: builds never miss a change and duplicates are harmless.
+// "peek" leaves confirmed_flush_lsn where it is; the slot is advanced explicitly
+// (pg_replication_slot_advance) only up to what every ready index has applied, never past an index
+// still building. See sync/README.md.
+import pg from 'pg';
+import type { Logger } from 'pino';
+import { VectorIndex, type Metric } from '../native/index.ts';
+import { decodeFloat4Array, decodeKey, decodePgOutput, lsnToBigInt, bigIntToLsn, type TupleValue } from './pgoutput.ts';
+
+export const PUBLICATION = 'winnow_indexed';
+/** Below this many rows an index is not trained: searches are exact brute force (measured, see README). */
+export const TRAIN_THRESHOLD = 10_000;
+
+export interface IndexMeta {
+  name: string;
+  schema: string;
+  table: string;
+  relid: number;
+  column: string;
+  keyColumn: string;
+  metric: Metric;
+  accessMethod: string;
+  options: { nlist?: number; reducedDim?: number };
+  dim: number;
+}
+
+export interface BuildProgress {
+  phase: 'scanning table' | 'training' | 'done';
+  done: number;
+  total: number;
+}
+
+export class LiveIndex {
+  index: VectorIndex;
+  ready = false;
+  /** Highest commit LSN applied (transactions at or below it are skipped when re-delivered). */
+  lastCommit = 0n;
+  progress: BuildProgress = { phase: 'scanning table', done: 0, total: 0 };
+  /** Key and vector column positions in the table's pgoutput Relation message. */
+  cols: { key: number; vec: number } | null = null;
+  constructor(public meta: IndexMeta) {
+    this.index = newIndex(meta);
+  }
+}
+
+function newIndex(meta: IndexMeta): VectorIndex {
+  return new VectorIndex({ dim: meta.dim, metric: meta.metric, nlist: meta.options.nlist, reducedDim: meta.options.reducedDim });
+}
+
+export interface ManagerOptions {
+  /** pg connection settings for Winnow's own connection to `database` as `user`. */
+  connection: (user: string, database: string) => pg.ClientConfig;
+  log: Logger;
+  /** Background poll period when nobody waits (ms). */
+  pollIntervalMs?: number;
+}
+
+export class IndexManager {
+  private dbs = new Map<string, Promise<DatabaseIndexes>>();
+  constructor(private opts: ManagerOptions) {}
+
+  /** The database's index set, loading (and building) its indexes on first use. */
+  forDatabase(user: string, database: string): Promise<DatabaseIndexes> {
+    let p = this.dbs.get(database);
+    if (!p) {
+      p = (async () => {
+        const d = new DatabaseIndexes(database, () => this.opts.connection(user, database), this.opts.log, this.opts.pollIntervalMs ?? 200);
+        await d.open();
+        return d;
+      })();
+      p.catch(() => this.dbs.delete(database));
+      this.dbs.set(database, p);
+    }
+    return p;
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.dbs.values()];
+    this.dbs.clear();
+    await Promise.all(all.map((p) => p.then((d) => d.close(), () => {})));
+  }
+}
+
+export function slotName(database: string): string {
+  return ('winnow_' + database.toLowerCase().replace(/[^a-z0-9_]/g, '_')).slice(0, 63);
+}
+
+export class DatabaseIndexes {
+  readonly indexes = new Map<string, LiveIndex>();
+  readonly slot: string;
+  private client!: pg.Client;
+  private relations = new Map<number, { schema: string; name: string; columns: string[] }>();
+  /** Every transaction committed before this LSN has been applied to every ready index. */
+  processedLsn = 0n;
+  private waiters: { lsn: bigint; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private polling: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+  private lastError: Error | null = null;
+  /** Changes applied since start (metric). */
+  applied = 0;
+  lastPollAt = 0;
+
+  constructor(readonly database: string, private config: () => pg.ClientConfig, private log: Logger, private intervalMs: number) {
+    this.slot = slotName(database);
+  }
+
+  async open(): Promise<void> {
+    this.client = await this.connect();
+    const { rows } = await this.client.query(`SELECT to_regclass('winnow.indexes') IS NOT NULL AS ok`);
+    if (rows[0].ok) {
+      const metas = await this.client.query(`SELECT * FROM winnow.indexes ORDER BY created_at`);
+      for (const r of metas.rows) {
+        const meta: IndexMeta = {
+          name: r.name, schema: r.schema_name, table: r.table_name, relid: Number(r.relid), column: r.column_name,
+          keyColumn: r.key_column, metric: r.metric, accessMethod: r.access_method, options: r.options ?? {}, dim: r.dim,
+        };
+        await this.build(meta);
+      }
+    }
+    this.schedule();
+  }
+
+  private async connect(): Promise<pg.Client> {
+    const c = new pg.Client({ ...this.config(), application_name: 'winnow-sync' });
+    c.on('error', (err) => this.log.warn({ err }, 'winnow sync connection error'));
+    await c.connect();
+    return c;
+  }
+
+  key(schema: string, name: string): string {
+    return `${schema}.${name}`;
+  }
+
+  /** The ready index on relid.column for this metric, if any. */
+  find(relid: number, column: string, metric: Metric): LiveIndex | undefined {
+    for (const li of this.indexes.values()) {
+      if (li.ready && li.meta.relid === relid && li.meta.column === column && li.meta.metric === metric) return li;
+    }
+    return undefined;
+  }
+
+  hasTable(relid: number): boolean {
+    for (const li of this.indexes.values()) if (li.meta.relid === relid) return true;
+    return false;
+  }
+
+  /**
+   * Builds (or rebuilds) an index from its table. The slot and publication exist before the scan's
+   * snapshot is taken, and the index is registered (holding back the slot) before it, so every
+   * transaction committing after the snapshot is re-delivered by the next poll.
+   */
+  async build(meta: IndexMeta, onProgress?: (p: BuildProgress) => void): Promise<LiveIndex> {
+    await this.ensurePublication(meta);
+    await this.ensureSlot();
+    const li = new LiveIndex(meta);
+    const k = this.key(meta.schema, meta.name);
+    this.indexes.set(k, li);
+    const c = await this.connect();
+    try {
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const tbl = `${quoteIdent(meta.schema)}.${quoteIdent(meta.table)}`;
+      const total = Number((await c.query(`SELECT count(*)::bigint AS n FROM ${tbl}`)).rows[0].n);
+      li.progress = { phase: 'scanning table', done: 0, total };
+      onProgress?.(li.progress);
+      const keyCol = quoteIdent(meta.keyColumn);
+      const vecCol = quoteIdent(meta.column);
+      let last: bigint | null = null;
+      const batch = 5000;
+      const sample: Float32Array[] = [];
+      for (;;) {
+        const r: pg.QueryResult = await c.query({
+          text: `SELECT ${keyCol}::bigint::text AS k, encode(array_send(${vecCol}::real[]), 'hex') AS v FROM ${tbl} WHERE ${vecCol} IS NOT NULL${last === null ? '' : ` AND ${keyCol} > $1`} ORDER BY ${keyCol} LIMIT ${batch}`,
+          values: last === null ? [] : [last.toString()],
+          rowMode: 'array',
+          types: { getTypeParser: () => (v: string) => v },
+        } as pg.QueryConfig);
+        const n: number = r.rows.length;
+        if (n === 0) break;
+        const ids = new BigInt64Array(n);
+        const vecs = new Float32Array(n * meta.dim);
+        for (let i = 0; i < n; i++) {
+          const row = r.rows[i] as unknown as string[];
+          ids[i] = BigInt(row[0]);
+          const { dim } = decodeFloat4Array(Buffer.from(row[1], 'hex'), vecs, i * meta.dim);
+          if (dim !== meta.dim) throw new Error(`row ${ids[i]} has ${dim} dimensions, index expects ${meta.dim}`);
+        }
+        await li.index.add(ids, vecs);
+        if (sample.length < 20) sample.push(vecs);
+        last = ids[n - 1];
+        li.progress = { phase: 'scanning table', done: li.progress.done + n, total };
+        onProgress?.(li.progress);
+        if (n < batch) break;
+      }
+      await c.query('COMMIT');
+      if (li.progress.done >= TRAIN_THRESHOLD) {
+        li.progress = { phase: 'training', done: li.progress.done, total };
+        onProgress?.(li.progress);
+        const len = sample.reduce((a, s) => a + s.length, 0);
+        const all = new Float32Array(len);
+        let o = 0;
+        for (const s of sample) { all.set(s, o); o += s.length; }
+        await li.index.train(all);
+      }
+      li.progress = { phase: 'done', done: li.progress.done, total };
+      onProgress?.(li.progress);
+    } catch (err) {
+      this.indexes.delete(k);
+      throw err;
+    } finally {
+      await c.end().catch(() => {});
+    }
+    li.ready = true;
+    // Catch up with everything committed since the snapshot before the index serves queries.
+    const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
+    await this.waitFor(lsnToBigInt(rows[0].l));
+    return li;
+  }
+
+  async drop(schema: string, name: string): Promise<boolean> {
+    const k = this.key(schema, name);
+    const li = this.indexes.get(k);
+    if (!li) return false;
+    this.indexes.delete(k);
+    await this.pollOnce().catch(() => {});
+    if (!this.hasTable(li.meta.relid)) {
+      await this.client.query(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = '${PUBLICATION}' AND pr.prrelid = ${li.meta.relid}) THEN ALTER PUBLICATION ${PUBLICATION} DROP TABLE ${quoteIdent(li.meta.schema)}.${quoteIdent(li.meta.table)}; END IF; END $$`).catch(() => {});
+    }
+    if (this.indexes.size === 0) await this.dropSlot();
+    return true;
+  }
+
+  private async dropSlot(): Promise<void> {
+    const wait = this.polling;
+    if (wait) await wait.catch(() => {});
+    await this.client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [this.slot]);
+    await this.client.query(`DROP PUBLICATION IF EXISTS ${PUBLICATION}`);
+    this.relations.clear();
+  }
+
+  private async ensurePublication(meta: IndexMeta): Promise<void> {
+    const tbl = `${quoteIdent(meta.schema)}.${quoteIdent(meta.table)}`;
+    const { rows } = await this.client.query(
+      `SELECT EXISTS (SELECT FROM pg_publication WHERE pubname = $1) AS pub,
+              EXISTS (SELECT FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = $1 AND pr.prrelid = $2) AS member`,
+      [PUBLICATION, meta.relid],
+    );
+    if (!rows[0].pub) await this.client.query(`CREATE PUBLICATION ${PUBLICATION} FOR TABLE ${tbl}`);
+    else if (!rows[0].member) await this.client.query(`ALTER PUBLICATION ${PUBLICATION} ADD TABLE ${tbl}`);
+  }
+
+  private async ensureSlot(): Promise<void> {
+    const { rows } = await this.client.query(`SELECT 1 FROM pg_replication_slots WHERE slot_name = $1`, [this.slot]);
+    if (rows.length === 0) {
+      await this.client.query(`SELECT pg_create_logical_replication_slot($1, 'pgoutput')`, [this.slot]);
+      this.relations.clear();
+    }
+  }
+
+  /** Resolves once every transaction committed before `lsn` is applied (read-your-writes). */
+  waitFor(lsn: bigint): Promise<void> {
+    if (this.processedLsn >= lsn) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('winnow index sync is closed'));
+    return new Promise((resolve, reject) => {
+      this.waiters.push({ lsn, resolve, reject });
+      this.kick();
+    });
+  }
+
+  private schedule(): void {
+    if (this.closed || this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      this.kick();
+    }, this.intervalMs);
+    this.timer.unref();
+  }
+
+  private kick(): void {
+    if (this.polling || this.closed) return;
+    this.polling = (async () => {
+      try {
+        do {
+          await this.pollOnce();
+        } while (this.waiters.some((w) => w.lsn > this.processedLsn) && !this.closed);
+        this.lastError = null;
+      } catch (err) {
+        this.lastError = err as Error;
+        this.log.warn({ err }, 'winnow index sync poll failed');
+        const ws = this.waiters;
+        this.waiters = [];
+        for (const w of ws) w.reject(new Error(`winnow index sync failed: ${(err as Error).message}`));
+        await this.reconnect();
+      } finally {
+        this.polling = null;
+        this.schedule();
+      }
+    })();
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.closed) return;
+    try {
+      await this.client.end().catch(() => {});
+      this.client = await this.connect();
+      this.relations.clear();
+    } catch (err) {
+      this.log.warn({ err }, 'winnow sync reconnect failed');
+    }
+  }
+
+  /** One decode round: everything committed before the current WAL position. */
+  async pollOnce(): Promise<void> {
+    if (this.indexes.size === 0) {
+      const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
+      this.setProcessed(lsnToBigInt(rows[0].l));
+      return;
+    }
+    const { rows: u } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
+    const upto = u[0].l as string;
+    const r = await this.client.query({
+      text: `SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}', 'binary', 'true')`,
+      values: [this.slot, upto],
+      rowMode: 'array',
+      types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) },
+    } as pg.QueryConfig);
+    this.applyMessages(r.rows.map((row) => (row as unknown as Buffer[])[0]));
+    const uptoN = lsnToBigInt(upto);
+    this.setProcessed(uptoN);
+    this.lastPollAt = Date.now();
+    // Advance the slot to what every index has applied; a building index holds it back.
+    if (r.rows.length > 0 && [...this.indexes.values()].every((li) => li.ready)) {
+      await this.client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, bigIntToLsn(uptoN)]);
+    }
+  }
+
+  private setProcessed(lsn: bigint): void {
+    if (lsn > this.processedLsn) this.processedLsn = lsn;
+    const still: typeof this.waiters = [];
+    for (const w of this.waiters) (w.lsn <= this.processedLsn ? w.resolve() : still.push(w));
+    this.waiters = still;
+  }
+
+  private applyMessages(msgs: Buffer[]): void {
+    type Pending = { upserts: Map<bigint, Float32Array | null>; truncated: boolean };
+    const pending = new Map<LiveIndex, Pending>();
+    const get = (li: LiveIndex) => {
+      let p = pending.get(li);
+      if (!p) pending.set(li, (p = { upserts: new Map(), truncated: false }));
+      return p;
+    };
+    let txLsn = 0n;
+    let targets: LiveIndex[] = [];
+    const targetsFor = (relid: number) => targets.filter((li) => li.meta.relid === relid && li.ready && li.lastCommit < txLsn);
+    for (const m of msgs) {
+      const msg = decodePgOutput(m);
+      switch (msg.tag) {
+        case 'begin':
+          txLsn = msg.finalLsn;
+          targets = [...this.indexes.values()];
+          break;
+        case 'relation': {
+          this.relations.set(msg.relid, { schema: msg.schema, name: msg.name, columns: msg.columns.map((c) => c.name) });
+          for (const li of this.indexes.values()) {
+            if (li.meta.relid !== msg.relid) continue;
+            const names = msg.columns.map((c) => c.name);
+            li.cols = { key: names.indexOf(li.meta.keyColumn), vec: names.indexOf(li.meta.column) };
+          }
+          break;
+        }
+        case 'insert':
+        case 'update': {
+          for (const li of targetsFor(msg.relid)) {
+            const cols = this.colsFor(li, msg.relid);
+            const p = get(li);
+            if (msg.tag === 'update' && msg.oldKey && msg.oldKey[cols.key] instanceof Buffer) {
+              const oldId = decodeKey(msg.oldKey[cols.key] as Buffer);
+              p.upserts.set(oldId, null);
+            }
+            const id = decodeKey(msg.tuple[cols.key] as Buffer);
+            const v: TupleValue = msg.tuple[cols.vec];
+            if (v === 'unchanged') {
+              // TOASTed vector not modified: keep what the index has (unless removed above with a key change).
+              if (p.upserts.get(id) === null) p.upserts.delete(id);
+              continue;
+            }
+            p.upserts.set(id, v === null ? null : decodeFloat4Array(v).values);
+          }
+          break;
+        }
+        case 'delete':
+          for (const li of targetsFor(msg.relid)) {
+            const cols = this.colsFor(li, msg.relid);
+            get(li).upserts.set(decodeKey(msg.oldKey[cols.key] as Buffer), null);
+          }
+          break;
+        case 'truncate':
+          for (const relid of msg.relids) {
+            for (const li of targetsFor(relid)) {
+              const p = get(li);
+              p.upserts.clear();
+              p.truncated = true;
+            }
+          }
+          break;
+        case 'commit':
+          for (const li of targets) if (li.ready && li.lastCommit < txLsn && li.meta.relid !== 0) li.lastCommit = txLsn;
+          break;
+      }
+    }
+    for (const [li, p] of pending) {
+      if (p.truncated) li.index = newIndex(li.meta);
+      const del: bigint[] = [];
+      const addIds: bigint[] = [];
+      const addVecs: Float32Array[] = [];
+      for (const [id, v] of p.upserts) {
+        if (v === null || v.length !== li.meta.dim) del.push(id);
+        else {
+          addIds.push(id);
+          addVecs.push(v);
+        }
+      }
+      if (del.length) li.index.remove(BigInt64Array.from(del));
+      if (addIds.length) {
+        const flat = new Float32Array(addIds.length * li.meta.dim);
+        addVecs.forEach((v, i) => flat.set(v, i * li.meta.dim));
+        li.index.addSync(BigInt64Array.from(addIds), flat);
+      }
+      this.applied += del.length + addIds.length;
+    }
+  }
+
+  private colsFor(li: LiveIndex, relid: number): { key: number; vec: number } {
+    if (!li.cols) {
+      const rel = this.relations.get(relid);
+      if (!rel) throw new Error(`pgoutput: no Relation message for ${relid}`);
+      li.cols = { key: rel.columns.indexOf(li.meta.keyColumn), vec: rel.columns.indexOf(li.meta.column) };
+    }
+    return li.cols;
+  }
+
+  status(): { lagBytes: bigint; lastError: string | null } {
+    return { lagBytes: 0n, lastError: this.lastError?.message ?? null };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.polling) await this.polling.catch(() => {});
+    for (const w of this.waiters) w.reject(new Error('winnow index sync is closed'));
+    this.waiters = [];
+    await this.client.end().catch(() => {});
+  }
+}
+
+export function quoteIdent(s: string): string {
+  return /^[a-z_][a-z0-9_]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,155 @@
+// End-to-end: CREATE INDEX … USING winnow|hnsw|ivfflat through the wire, nearest-neighbour queries
+// answered through the native index compared with Postgres's exact answer, changes from any
+// connection followed through logical decoding (read-your-writes), DROP INDEX cleans up.
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import pg from 'pg';
+import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
+
+const DIM = 8;
+let h: PlannerHarness;
+let c: pg.Client; // through Winnow
+let d: pg.Client; // straight to Postgres
+
+beforeAll(async () => {
+  h = await plannerHarness();
+  c = await h.client();
+  d = await h.direct();
+  await c.query('CREATE EXTENSION vector');
+  await c.query(`CREATE TABLE items (id bigint PRIMARY KEY, cat int NOT NULL, v vector(${DIM}))`);
+  await fillTable(d, 'items', 2000, DIM, 7);
+});
+
+afterAll(async () => {
+  await c?.end();
+  await d?.end();
+  await h?.close();
+});
+
+/** Postgres's exact answer (straight to Postgres: no Winnow planning). */
+async function exact(op: string, q: { arr: string }, k: number, where = ''): Promise<{ id: string; d: number }[]> {
+  const r = await d.query(`SELECT id::text, v ${op} '${q.arr}' AS d FROM items ${where ? 'WHERE ' + where : ''} ORDER BY v ${op} '${q.arr}', id LIMIT ${k}`);
+  return r.rows.map((x) => ({ id: x.id, d: Number(x.d) }));
+}
+
+async function viaWinnow(op: string, q: { pgv: string }, k: number, where = ''): Promise<{ id: string; d: number }[]> {
+  const r = await c.query(`SELECT id::text, v ${op} '${q.pgv}' AS d FROM items ${where ? 'WHERE ' + where : ''} ORDER BY v ${op} '${q.pgv}' LIMIT ${k}`);
+  return r.rows.map((x) => ({ id: x.id, d: Number(x.d) }));
+}
+
+function expectSame(a: { id: string; d: number }[], b: { id: string; d: number }[]) {
+  expect(a.length).toBe(b.length);
+  for (let i = 0; i < a.length; i++) expect(a[i].d).toBeCloseTo(b[i].d, 4);
+  // Ties aside, the same ids.
+  expect(new Set(a.map((x) => x.id))).toEqual(new Set(b.map((x) => x.id)));
+}
+
+test('CREATE INDEX USING hnsw builds a Winnow index; \\di/pg_indexes show the placeholder', async () => {
+  const r = await c.query(`CREATE INDEX items_v_idx ON items USING hnsw (v vector_cosine_ops) WITH (m = 16, ef_construction = 64)`);
+  expect(r.command).toBe('CREATE');
+  const pi = await d.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'items' ORDER BY 1`);
+  expect(pi.rows.map((x) => x.indexname)).toEqual(['items_pkey', 'items_v_idx']);
+  const meta = await d.query(`SELECT metric, access_method, dim, key_column FROM winnow.indexes`);
+  expect(meta.rows).toEqual([{ metric: 'cos', access_method: 'hnsw', dim: DIM, key_column: 'id' }]);
+  const slots = await d.query(`SELECT plugin FROM pg_replication_slots WHERE database = current_database()`);
+  expect(slots.rows).toEqual([{ plugin: 'pgoutput' }]);
+});
+
+test('ORDER BY v <=> q LIMIT k is answered through the index and equals the exact answer', async () => {
+  const rnd = prng(11);
+  for (let i = 0; i < 5; i++) {
+    const q = randomVector(DIM, rnd);
+    expectSame(await viaWinnow('<=>', q, 10), await exact('<=>', q, 10));
+  }
+  const q = randomVector(DIM, rnd);
+  const ex = await c.query(`EXPLAIN SELECT id FROM items ORDER BY v <=> '${q.pgv}' LIMIT 5`);
+  const plan = ex.rows.map((x) => x['QUERY PLAN']).join('\n');
+  expect(plan).toContain('Winnow KNN Scan using items_v_idx');
+  expect(plan).toContain('exact');
+  // Other select lists, aliases, OFFSET, unnamed distance column; vectors come back in pgvector text.
+  const r = await c.query(`SELECT i.*, i.v <=> '${q.pgv}' FROM items i ORDER BY i.v <=> '${q.pgv}' LIMIT 3 OFFSET 2`);
+  const e = await exact('<=>', q, 5);
+  expect(r.rows.map((x) => String(x.id))).toEqual(e.slice(2).map((x) => x.id));
+  expect(r.fields.map((f) => f.name)).toEqual(['id', 'cat', 'v', '?column?']);
+  expect(String(r.rows[0].v)).toMatch(/^\[/);
+  // Another metric with no index: plain Postgres, still exact.
+  expectSame(await viaWinnow('<->', q, 5), await exact('<->', q, 5));
+});
+
+test('WHERE filters (pre-filter) return min(k, matches) in distance order', async () => {
+  const rnd = prng(12);
+  for (const where of ['cat = 3', 'id < 40', 'id in (5, 17, 900)', 'cat = 99']) {
+    const q = randomVector(DIM, rnd);
+    const a = await viaWinnow('<=>', q, 10, where);
+    expectSame(a, await exact('<=>', q, 10, where));
+  }
+  const ex = await c.query(`EXPLAIN ANALYZE SELECT id FROM items WHERE cat = 1 ORDER BY v <=> '${randomVector(DIM, rnd).pgv}' LIMIT 5`);
+  expect(ex.rows.map((x) => x['QUERY PLAN']).join('\n')).toMatch(/pre-filter[\s\S]*Allowed ids: 200/);
+});
+
+test('inserts, updates and deletes from another connection are visible to the next query (read-your-writes)', async () => {
+  const q = randomVector(DIM, prng(13));
+  await d.query(`INSERT INTO items VALUES (100001, 1, '${q.arr}')`);
+  let top = await viaWinnow('<=>', q, 1);
+  expect(top[0].id).toBe('100001');
+  expect(top[0].d).toBeCloseTo(0, 5);
+  await d.query(`UPDATE items SET v = '${q.arr}' WHERE id = 5`);
+  await d.query(`DELETE FROM items WHERE id = 100001`);
+  top = await viaWinnow('<=>', q, 2);
+  expect(top[0].id).toBe('5');
+  // Rolled back: never applied.
+  await d.query('BEGIN');
+  await d.query(`INSERT INTO items VALUES (100002, 1, '${q.arr}')`);
+  await d.query('ROLLBACK');
+  // Out-of-order commits: A begins first, B commits first.
+  const a = await h.direct();
+  await a.query('BEGIN');
+  await a.query(`INSERT INTO items VALUES (100003, 1, '${q.arr}')`);
+  await d.query('BEGIN');
+  await d.query(`INSERT INTO items VALUES (100004, 1, '${q.arr}')`);
+  await d.query('COMMIT');
+  await a.query('COMMIT');
+  await a.end();
+  top = await viaWinnow('<=>', q, 3);
+  expect(top.map((x) => x.id).sort()).toEqual(['100003', '100004', '5']);
+  // The index itself holds exactly the table's rows.
+  const db = await h.mgr.forDatabase(h.db.user, h.db.database);
+  const li = db.indexes.get('public.items_v_idx')!;
+  const n = Number((await d.query('SELECT count(*) FROM items')).rows[0].count);
+  expect(li.index.size).toBe(n);
+  const hit = await li.index.bruteForce(new Float32Array(q.v), { k: 1, filter: BigInt64Array.from([100002n]) });
+  expect(hit.ids[0]).toBe(-1n);
+  // Writes through Winnow in autocommit, then the same session's query.
+  const w = randomVector(DIM, prng(14));
+  await c.query(`INSERT INTO items VALUES (100005, 2, '${w.pgv}')`);
+  expect((await viaWinnow('<=>', w, 1))[0].id).toBe('100005');
+  // Inside a transaction block with uncommitted writes: exact execution in Postgres sees them.
+  await c.query('BEGIN');
+  await c.query(`UPDATE items SET v = '${q.pgv}' WHERE id = 100005`);
+  expect((await viaWinnow('<=>', q, 4)).map((x) => x.id)).toContain('100005');
+  await c.query('ROLLBACK');
+  expect((await viaWinnow('<=>', q, 4)).map((x) => x.id)).not.toContain('100005');
+});
+
+test('bad index definitions get clear errors and change nothing', async () => {
+  await c.query(`CREATE TABLE nokey (a int, v vector(3))`);
+  await expect(c.query(`CREATE INDEX ON nokey USING winnow (v vector_l2_ops)`)).rejects.toMatchObject({ code: '0A000', message: expect.stringContaining('integer primary key') });
+  await expect(c.query(`CREATE INDEX ON missing USING winnow (v)`)).rejects.toMatchObject({ code: '42P01' });
+  await expect(c.query(`CREATE INDEX ON items USING winnow (v vector_foo_ops)`)).rejects.toMatchObject({ code: '42704' });
+  await expect(c.query(`CREATE INDEX ON items USING ivfflat (v) WITH (bogus = 1)`)).rejects.toMatchObject({ code: '22023' });
+  await expect(c.query(`CREATE INDEX items_v_idx ON items USING winnow (v)`)).rejects.toMatchObject({ code: '42P07' });
+  const meta = await d.query(`SELECT count(*)::int AS n FROM winnow.indexes`);
+  expect(meta.rows[0].n).toBe(1);
+});
+
+test('DROP INDEX removes the index, the placeholder, and the slot with the last index', async () => {
+  await c.query(`CREATE INDEX items_l2 ON items USING ivfflat (v vector_l2_ops) WITH (lists = 10)`);
+  const q = randomVector(DIM, prng(15));
+  expectSame(await viaWinnow('<->', q, 5), await exact('<->', q, 5));
+  await c.query('DROP INDEX items_v_idx');
+  expect((await d.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database()`)).rows[0].n).toBe(1);
+  await c.query('DROP INDEX items_l2');
+  expect((await d.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database()`)).rows[0].n).toBe(0);
+  expect((await d.query(`SELECT count(*)::int AS n FROM winnow.indexes`)).rows[0].n).toBe(0);
+  expect((await d.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE tablename = 'items'`)).rows[0].n).toBe(1);
+  expectSame(await viaWinnow('<=>', q, 5), await exact('<=>', q, 5));
+});
