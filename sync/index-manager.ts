@@ -149,6 +149,26 @@ export class DatabaseIndexes {
     return undefined;
   }
 
+  /**
+   * By name, for the extended protocol where no internal query can run at Parse/Bind: an
+   * unqualified table name matches an indexed table of that name in any schema ('public' first).
+   */
+  findByName(schema: string | undefined, table: string, column: string, metric: Metric): LiveIndex | undefined {
+    let best: LiveIndex | undefined;
+    for (const li of this.indexes.values()) {
+      const m = li.meta;
+      if (!li.ready || m.table !== table || m.column !== column || m.metric !== metric) continue;
+      if (schema ? m.schema === schema : !best || m.schema === 'public') best = li;
+    }
+    return best;
+  }
+
+  /** pg_current_wal_lsn() read on Winnow's own connection (≥ every commit already acknowledged). */
+  async currentLsn(): Promise<bigint> {
+    const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
+    return lsnToBigInt(rows[0].l);
+  }
+
   hasTable(relid: number): boolean {
     for (const li of this.indexes.values()) if (li.meta.relid === relid) return true;
     return false;

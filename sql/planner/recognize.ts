@@ -25,6 +25,8 @@ export interface KnnPattern {
   /** The query vector: a literal's text or a parameter number. */
   query: { literal: string } | { param: number };
   limit: number;
+  /** LIMIT $n (extended protocol): the limit is known at Bind. */
+  limitParam?: number;
   offset: number;
   /** Original text pieces (UTF-8 exact). */
   selectList: string;
@@ -111,7 +113,8 @@ export function recognizeKnn(text: string, stmt: Node, stmtLocation: number, stm
   if (sort.sortby_dir === 'SORTBY_DESC' || sort.sortby_dir === 'SORTBY_USING' || sort.sortby_nulls !== 'SORTBY_NULLS_DEFAULT') return null;
   const d = distanceExpr(sort.node);
   if (!d) return null;
-  const limit = constInt(s.limitCount);
+  const limitParam: number | undefined = s.limitCount?.ParamRef?.number;
+  const limit = limitParam ? 0 : constInt(s.limitCount);
   if (limit === null || limit < 0) return null;
   const offset = s.limitOffset ? constInt(s.limitOffset) : 0;
   if (offset === null || offset < 0) return null;
@@ -172,6 +175,7 @@ export function recognizeKnn(text: string, stmt: Node, stmtLocation: number, stm
     metric: d.metric,
     query: 'literal' in d.op ? { literal: d.op.literal } : { param: d.op.param },
     limit,
+    limitParam,
     offset,
     selectList,
     fromList,
@@ -202,6 +206,32 @@ export function rewriteKnn(p: KnnPattern, keyColumn: string, ids: BigInt64Array 
   const cond = `${key} = ANY(${idArr})`;
   return `SELECT ${sel.trim()} FROM ${p.fromList} WHERE ${p.where ? `(${p.where}) AND ` : ''}${cond} ORDER BY ${pos} LIMIT ${p.limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
 }
+
+/**
+ * The statement prepared for the extended protocol: ids and distances arrive as two extra
+ * parameters ($I bigint[], $D float8[]) at each Bind. When $I is NULL (no usable index at Bind
+ * time, a transaction block, a WHERE clause) the same statement is Postgres's exact answer.
+ */
+export function rewriteKnnParams(p: KnnPattern, keyColumn: string, nParams: number): string {
+  if (!('param' in p.query)) throw new Error('rewriteKnnParams needs a parameter query vector');
+  const I = `$${nParams + 1}::bigint[]`;
+  const D = `$${nParams + 2}::float8[]`;
+  const key = `${quoteIdent(p.ref)}.${quoteIdent(keyColumn)}`;
+  const dist = `${quoteIdent(p.ref)}.${quoteIdent(p.column)} ${OP_TEXT[p.metric]} $${p.query.param}`;
+  const pos = `array_position(${I}, ${key}::bigint)`;
+  const selBuf = Buffer.from(p.selectList, 'utf8');
+  let sel = '';
+  let at = 0;
+  p.distanceSpans.forEach(([a, b], i) => {
+    sel += selBuf.subarray(at, a).toString('utf8') + `(CASE WHEN ${D} IS NULL THEN ${dist} ELSE (${D})[${pos}] END)` + (p.unnamed.has(i) ? ' AS "?column?"' : '');
+    at = b;
+  });
+  sel += selBuf.subarray(at).toString('utf8');
+  const limit = p.limitParam ? `$${p.limitParam}` : String(p.limit);
+  return `SELECT ${sel.trim()} FROM ${p.fromList} WHERE ${p.where ? `(${p.where}) AND ` : ''}(${I} IS NULL OR ${key} = ANY(${I})) ORDER BY CASE WHEN ${I} IS NULL THEN ${dist} END, ${pos} LIMIT ${limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
+}
+
+const OP_TEXT: Record<Metric, string> = { l2: '<->', ip: '<#>', cos: '<=>' };
 
 /** pgvector text '[1,2,3]' → Float32Array (null when malformed: Postgres reports the error). */
 export function parseVectorLiteral(s: string): Float32Array | null {

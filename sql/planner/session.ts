@@ -14,7 +14,8 @@ import { quoteLiteral } from '../migrations.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, winnowIndexesIn } from '../index-ddl.ts';
 import type { IndexManager, LiveIndex } from '../../sync/index-manager.ts';
 import { lsnToBigInt } from '../../sync/pgoutput.ts';
-import { parseVectorLiteral, quoteIdent, recognizeKnn, rewriteKnn, type KnnPattern } from './recognize.ts';
+import { parseVectorLiteral, quoteIdent, recognizeKnn, rewriteKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
+import { decodeBind } from '../../server/protocol/messages.ts';
 import { DEFAULT_K_FACTOR, DEFAULT_NPROBE } from '../../native/index.ts';
 
 type Node = Record<string, any>;
@@ -51,20 +52,41 @@ export function settingsFrom(v: { nprobe: string | null; kFactor: string | null;
   return { nprobe: Math.max(1, nprobe), kFactor: Math.max(1, kFactor) };
 }
 
+/** Process-wide counters (tests and SHOW winnow.index_status). */
+export const plannerStats = { nativeSearches: 0, exactFallbacks: 0 };
+
 export class PlannerSession implements StatementHandler {
   readonly inner = new VectorSession();
   lastPlan: PlanInfo | null = null;
+  private prepared = new Map<string, { pat: KnnPattern; li: LiveIndex; nParams: number }>();
+  /** winnow.* / pgvector settings SET in this session (read at Bind, where no internal query can run). */
+  private gucs: { nprobe: string | null; kFactor: string | null; efSearch: string | null; probes: string | null } = { nprobe: null, kFactor: null, efSearch: null, probes: null };
+  private dbCache: import('../../sync/index-manager.ts').DatabaseIndexes | null = null;
 
   constructor(private mgr: IndexManager) {}
 
-  private db(ctx: SessionContext) {
-    return this.mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
+  private async db(ctx: SessionContext) {
+    this.dbCache ??= await this.mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
+    return this.dbCache;
+  }
+
+  private trackSet(stmt: Node): void {
+    const v = stmt.VariableSetStmt;
+    if (!v) return;
+    const key = ({ 'winnow.nprobe': 'nprobe', 'winnow.k_factor': 'kFactor', 'hnsw.ef_search': 'efSearch', 'ivfflat.probes': 'probes' } as const)[String(v.name).toLowerCase() as 'winnow.nprobe'];
+    if (!key) {
+      if (v.kind === 'VAR_RESET_ALL') this.gucs = { nprobe: null, kFactor: null, efSearch: null, probes: null };
+      return;
+    }
+    const a = v.args?.[0]?.A_Const;
+    this.gucs[key] = v.kind === 'VAR_SET_VALUE' && a ? String(a.ival?.ival ?? a.sval?.sval ?? a.fval?.fval ?? 0) : null;
   }
 
   async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
     const p = q.parsed;
     if (p.ok && p.statements.length === 1) {
       const st = p.statements[0];
+      if (st.kind === 'VariableSetStmt') this.trackSet(st.stmt);
       if (isWinnowIndexStmt(st.stmt)) return { respond: await createWinnowIndex(ctx, this.mgr, st.stmt) };
       if (st.kind === 'DropStmt' && (st.stmt as Node).DropStmt.removeType === 'OBJECT_INDEX') {
         const targets = await winnowIndexesIn(ctx, this.mgr, st.stmt);
@@ -95,7 +117,7 @@ export class PlannerSession implements StatementHandler {
   /** Returns the rewritten statement, or null to run the original in Postgres (exactly). */
   async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number): Promise<string | null> {
     const pat = recognizeKnn(text, stmt, location, length);
-    if (!pat) return null;
+    if (!pat || pat.limitParam) return null;
     // Inside a transaction block the session may have uncommitted writes the index cannot see:
     // exact execution in Postgres (documented).
     if (ctx.transactionStatus !== 'I') return null;
@@ -136,6 +158,7 @@ export class PlannerSession implements StatementHandler {
   }
 
   private search(li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, filter?: BigInt64Array): { ids: BigInt64Array; distances: Float32Array } {
+    plannerStats.nativeSearches++;
     if (k === 0 || (filter && filter.length === 0)) return { ids: new BigInt64Array(0), distances: new Float32Array(0) };
     const r = li.index.search(vec, { k, nprobe: s.nprobe, kFactor: s.kFactor, filter });
     let n = r.ids.length;
@@ -170,12 +193,124 @@ export class PlannerSession implements StatementHandler {
     return lines;
   }
 
-  onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]) { return this.inner.onParse(ctx, p); }
-  onBind(ctx: SessionContext, f: Buffer) { return this.inner.onBind(ctx, f); }
+  /**
+   * Extended protocol: a recognised statement whose query vector is a parameter is prepared in a
+   * parameterised rewritten form (rewriteKnnParams); each Bind searches the index and appends the
+   * ids/distances parameters (plan once, run many).
+   */
+  async onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]): Promise<FrontendAction> {
+    this.prepared.delete(p.name);
+    if (p.parsed.ok && p.parsed.statements.length === 1 && p.parsed.statements[0].kind === 'SelectStmt') {
+      const st = p.parsed.statements[0];
+      const pat = recognizeKnn(p.text, st.stmt, st.location, st.length);
+      if (pat && 'param' in pat.query) {
+        const db = await this.db(ctx);
+        const li = db.findByName(pat.schema, pat.table, pat.column, pat.metric);
+        if (li) {
+          const nParams = Math.max(maxParam(st.stmt), p.paramTypes.length);
+          const text = rewriteKnnParams(pat, li.meta.keyColumn, nParams);
+          const types = p.paramTypes.slice();
+          while (types.length < nParams) types.push(0);
+          types.push(1016, 1022); // bigint[], float8[]
+          this.prepared.set(p.name, { pat, li, nParams });
+          const parsed = parseStatement(text);
+          const frame = serialize.parse({ name: p.name, text, types });
+          const r = await this.inner.onParse(ctx, { name: p.name, text, paramTypes: types, parsed, frame });
+          return r ?? { forward: [frame] };
+        }
+      }
+    }
+    return this.inner.onParse(ctx, p);
+  }
+
+  async onBind(ctx: SessionContext, f: Buffer): Promise<FrontendAction> {
+    const b = decodeBind(f);
+    const prep = this.prepared.get(b.statement);
+    if (!prep) return this.inner.onBind(ctx, f);
+    const { pat, li, nParams } = prep;
+    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    let ids: string | null = null;
+    let dists: string | null = null;
+    const qi = (pat.query as { param: number }).param - 1;
+    const raw = b.params[qi];
+    const vec = raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorLiteral(raw.toString('utf8'));
+    let k: number | null = pat.limit + pat.offset;
+    if (pat.limitParam) {
+      const lv = b.params[pat.limitParam - 1];
+      k = lv == null ? null : fmt(pat.limitParam - 1) === 1 ? Number(lv.length === 8 ? lv.readBigInt64BE(0) : lv.readInt32BE(0)) : Number(lv.toString('utf8'));
+      k = k !== null && Number.isInteger(k) && k >= 0 ? k + pat.offset : null;
+    }
+    if (vec && k !== null && !pat.where && ctx.transactionStatus === 'I' && li.ready && vec.length === li.meta.dim && this.isLive(li)) {
+      const db = await this.db(ctx);
+      await db.waitFor(await db.currentLsn());
+      const res = this.search(li, vec, k, settingsFrom(this.gucs, k));
+      ids = `{${Array.from(res.ids, String).join(',')}}`;
+      dists = `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}`;
+    }
+    const params = b.params.slice();
+    while (params.length < nParams) params.push(null);
+    params.push(ids === null ? null : Buffer.from(ids), dists === null ? null : Buffer.from(dists));
+    const formats = Array.from({ length: nParams }, (_, i) => fmt(i));
+    formats.push(0, 0);
+    const frame = encodeBind(b.portal, b.statement, formats, params, b.resultFormats);
+    const r = await this.inner.onBind(ctx, frame);
+    return r ?? { forward: [frame] };
+  }
+
+  private isLive(li: LiveIndex): boolean {
+    for (const x of this.mgrIndexes(li)) if (x === li) return true;
+    return false;
+  }
+
+  private mgrIndexes(li: LiveIndex): Iterable<LiveIndex> {
+    return this.dbCache?.indexes.values() ?? [li];
+  }
   onDescribe(ctx: SessionContext, f: Buffer) { return this.inner.onDescribe(ctx, f); }
   onSync() { return this.inner.onSync(); }
   onCopy(ctx: SessionContext, f: Buffer) { return this.inner.onCopy(ctx, f); }
   onBackendMessage(ctx: SessionContext, f: Buffer) { return this.inner.onBackendMessage(ctx, f); }
+}
+
+function maxParam(n: unknown): number {
+  let max = 0;
+  const walk = (x: unknown) => {
+    if (Array.isArray(x)) x.forEach(walk);
+    else if (x && typeof x === 'object') {
+      const pr = (x as Node).ParamRef;
+      if (pr && typeof pr.number === 'number') max = Math.max(max, pr.number);
+      for (const v of Object.values(x)) walk(v);
+    }
+  };
+  walk(n);
+  return max;
+}
+
+/** pgvector's binary vector: int16 dim, int16 unused, dim × float4 (big-endian). */
+function pgvectorBinary(b: Buffer): Float32Array | null {
+  if (b.length < 4) return null;
+  const dim = b.readInt16BE(0);
+  if (b.length !== 4 + 4 * dim) return null;
+  const out = new Float32Array(dim);
+  for (let i = 0; i < dim; i++) out[i] = b.readFloatBE(4 + 4 * i);
+  return out;
+}
+
+function encodeBind(portal: string, statement: string, paramFormats: number[], params: (Buffer | null)[], resultFormats: number[]): Buffer {
+  const parts: Buffer[] = [];
+  const cstr = (s: string) => Buffer.from(s + '\0', 'utf8');
+  const i16 = (n: number) => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
+  const i32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
+  parts.push(cstr(portal), cstr(statement), i16(paramFormats.length), ...paramFormats.map(i16), i16(params.length));
+  for (const p of params) {
+    if (p === null) parts.push(i32(-1));
+    else parts.push(i32(p.length), p);
+  }
+  parts.push(i16(resultFormats.length), ...resultFormats.map(i16));
+  const body = Buffer.concat(parts);
+  const head = Buffer.alloc(5);
+  head[0] = 0x42;
+  head.writeInt32BE(body.length + 4, 1);
+  return Buffer.concat([head, body]);
 }
 
 function minLoc(n: unknown): number {

@@ -3,6 +3,7 @@
 // connection followed through logical decoding (read-your-writes), DROP INDEX cleans up.
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
+import { plannerStats } from '../../sql/planner/session.ts';
 import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
@@ -128,6 +129,33 @@ test('inserts, updates and deletes from another connection are visible to the ne
   expect((await viaWinnow('<=>', q, 4)).map((x) => x.id)).toContain('100005');
   await c.query('ROLLBACK');
   expect((await viaWinnow('<=>', q, 4)).map((x) => x.id)).not.toContain('100005');
+});
+
+test('extended protocol: parameterised query vector and LIMIT, named statements reused, transaction blocks exact', async () => {
+  const rnd = prng(21);
+  const before = plannerStats.nativeSearches;
+  const text = `SELECT id::text, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT $2`;
+  for (let i = 0; i < 4; i++) {
+    const q = randomVector(DIM, rnd);
+    const r = await c.query({ name: 'knn', text, values: [q.pgv, 7] });
+    expectSame(r.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', q, 7));
+  }
+  const q = randomVector(DIM, rnd);
+  const r = await c.query(`SELECT id::text, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT 4`, [q.pgv]);
+  expectSame(r.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', q, 4));
+  expect(plannerStats.nativeSearches - before).toBe(5);
+  // A WHERE clause or a transaction block: the same prepared statement runs exactly in Postgres.
+  const w = await c.query(`SELECT id::text, v <=> $1 AS d FROM items WHERE cat = $2 ORDER BY v <=> $1 LIMIT 5`, [q.pgv, 4]);
+  expectSame(w.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', q, 5, 'cat = 4'));
+  await c.query('BEGIN');
+  const t = await c.query({ name: 'knn', text, values: [q.pgv, 3] });
+  await c.query('COMMIT');
+  expectSame(t.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', q, 3));
+  // Settings: SET winnow.nprobe / hnsw.ef_search are accepted and shown in EXPLAIN.
+  await c.query('SET winnow.nprobe = 7');
+  const ex = await c.query(`EXPLAIN SELECT id FROM items ORDER BY v <=> '${q.pgv}' LIMIT 5`);
+  expect(ex.rows.map((x) => x['QUERY PLAN']).join('\n')).toContain('Winnow KNN Scan');
+  await c.query('RESET winnow.nprobe');
 });
 
 test('bad index definitions get clear errors and change nothing', async () => {
