@@ -67,7 +67,7 @@ export async function runFaiss(spec: RunSpec, kind: 'ivfpqfs' | 'hnsw', truth: G
     buildThreads: build.buildThreads,
     filterBytesPerVector: build.filterBytesPerVector,
     totalBytesPerVector: build.totalBytesPerVector,
-    bytesNote: kind === 'ivfpqfs' ? 'faiss.serialize_index size / n (filter: the IVFPQFastScan alone; total: with RefineFlat)' : 'faiss.serialize_index size / n',
+    bytesNote: kind === 'ivfpqfs' ? `faiss.serialize_index size / n (filter: the IVFPQFastScan alone incl. ids, centroids and block padding — its PQ code alone is ${build.buildParams.pqCodeBytes} B; total: with RefineFlat)` : 'faiss.serialize_index size / n',
     peakRssMiB: done.peakRssMiB,
     baseRssMiB: build.baseRssMiB,
     indexRssMiB: build.indexRssMiB,

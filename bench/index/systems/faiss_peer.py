@@ -108,7 +108,7 @@ def main():
         ivf = faiss.IndexIVFPQFastScan(quantizer, d, nlist, m, 4, mt)
         index = faiss.IndexRefineFlat(ivf)
         config = f"M={m}x4bit nlist={nlist} +RefineFlat"
-        build_params = {"pqM": m, "nbits": 4, "nlist": nlist}
+        build_params = {"pqM": m, "nbits": 4, "nlist": nlist, "pqCodeBytes": m * 4 / 8}
         t0 = time.perf_counter()
         index.train(xb)
         train_s = time.perf_counter() - t0
@@ -117,8 +117,8 @@ def main():
         add_s = time.perf_counter() - t0
         filter_bytes = faiss.serialize_index(ivf).nbytes / n
         total_bytes = faiss.serialize_index(index).nbytes / n
-        nprobes = [4, 16, 64] if a.quick else [2, 4, 8, 16, 32, 48, 64, 96, 128, 256]  # same grid as Winnow
-        kfs = [4, 16] if a.quick else [2, 4, 8, 16, 32]
+        nprobes = [4, 16, 64] if a.quick else [2, 4, 8, 16, 32, 64, 128, 256]  # same grid as Winnow
+        kfs = [4, 16] if a.quick else [2, 4, 8, 16, 32, 64, 128]
         sweep = [{"nprobe": p, "kFactor": f} for p in nprobes if p <= nlist for f in kfs]
 
         def set_params(p):

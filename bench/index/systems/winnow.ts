@@ -6,8 +6,8 @@ import { fileURLToPath } from 'node:url';
 import { loadRunData, log, peakRssMiB, rssMiB, seconds, timeSingleQueries } from '../measure.ts';
 import type { RunSpec, SweepPoint, SystemResult } from '../types.ts';
 
-export const NPROBE_SWEEP = [2, 4, 8, 16, 32, 48, 64, 96, 128, 256];
-export const KFACTOR_SWEEP = [2, 4, 8, 16, 32];
+export const NPROBE_SWEEP = [2, 4, 8, 16, 32, 64, 128, 256];
+export const KFACTOR_SWEEP = [2, 4, 8, 16, 32, 64, 128];
 export const NPROBE_SWEEP_QUICK = [4, 16, 64];
 export const KFACTOR_SWEEP_QUICK = [4, 16];
 
@@ -108,7 +108,7 @@ export async function runWinnow(spec: RunSpec): Promise<SystemResult> {
     buildThreads: typeof stats.threads === 'number' ? stats.threads : 2,
     filterBytesPerVector: num(stats.filterBytesPerVector),
     totalBytesPerVector: num(stats.totalBytesPerVector),
-    bytesNote: 'VectorIndex.stats()',
+    bytesNote: 'VectorIndex.stats() (filter = 4-bit PQ code bytes only; total = all resident bytes)',
     peakRssMiB: peakRss,
     baseRssMiB: baseRss,
     indexRssMiB: indexRss,
