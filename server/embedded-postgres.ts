@@ -87,6 +87,7 @@ export async function startEmbeddedPostgres(opts: {
       '-c', 'listen_addresses=127.0.0.1',
       '-c', `unix_socket_directories=${socketDir}`,
       '-c', `max_connections=${opts.maxConnections ?? 200}`,
+      '-c', 'wal_level=logical', // Winnow's index sync reads a logical replication slot (sync/README.md)
     ],
     onLog: (m: string) => log.debug(m.trim()),
     onError: (e: unknown) => log.warn({ err: e }, 'embedded postgres error'),

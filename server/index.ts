@@ -23,7 +23,7 @@ export interface Winnow {
   port: number;
   config: WinnowConfig;
   /** Where sessions connect: the embedded cluster (if Winnow started one) or --database-url. */
-  postgres: { host: string; port: number; embedded: boolean };
+  postgres: { host: string; port: number; embedded: boolean; socketDir?: string };
   /** Number of open client sessions. */
   sessionCount(): number;
   /** Closes every session, stops listening and stops the embedded PostgreSQL if Winnow started it. */
@@ -56,7 +56,7 @@ export async function startWinnow(options: StartOptions = {}): Promise<Winnow> {
     cluster = await startEmbeddedPostgres({ dataDir: config.dataDir, port: config.pgPort, password: config.pgPassword, log });
     const c = cluster;
     targetFor = (remote) => (isLoopback(remote) ? c.socketTarget : c.tcpTarget);
-    pgInfo = { host: '127.0.0.1', port: c.port, embedded: true };
+    pgInfo = { host: '127.0.0.1', port: c.port, embedded: true, socketDir: c.socketDir };
   }
 
   const listener = new Listener({

@@ -11,6 +11,8 @@
 // "peek" leaves confirmed_flush_lsn where it is; the slot is advanced explicitly
 // (pg_replication_slot_advance) only up to what every ready index has applied, never past an index
 // still building. See sync/README.md.
+import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
+import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { VectorIndex, type Metric } from '../native/index.ts';
@@ -45,6 +47,12 @@ export class LiveIndex {
   /** Highest commit LSN applied (transactions at or below it are skipped when re-delivered). */
   lastCommit = 0n;
   progress: BuildProgress = { phase: 'scanning table', done: 0, total: 0 };
+  /** Changes applied since the last snapshot; LSN the last snapshot includes (0 = none). */
+  unsaved = 0;
+  savedLsn = 0n;
+  savedAt = 0;
+  /** How the index came to be at start: 'built', 'snapshot', or why a snapshot was not used. */
+  origin = 'built';
   /** Key and vector column positions in the table's pgoutput Relation message. */
   cols: { key: number; vec: number } | null = null;
   constructor(public meta: IndexMeta) {
@@ -62,7 +70,14 @@ export interface ManagerOptions {
   log: Logger;
   /** Background poll period when nobody waits (ms). */
   pollIntervalMs?: number;
+  /** Where index snapshots live (<dir>/<database>/<schema>.<index>/); none = rebuild at every start. */
+  dataDir?: string;
+  /** Minimum time between snapshots of a changed index (ms). Default 30 s. */
+  snapshotIntervalMs?: number;
 }
+
+/** Bumped when the snapshot layout or meaning changes: other versions are rebuilt. */
+export const SNAPSHOT_FORMAT = 1;
 
 export class IndexManager {
   private dbs = new Map<string, Promise<DatabaseIndexes>>();
@@ -73,7 +88,8 @@ export class IndexManager {
     let p = this.dbs.get(database);
     if (!p) {
       p = (async () => {
-        const d = new DatabaseIndexes(database, () => this.opts.connection(user, database), this.opts.log, this.opts.pollIntervalMs ?? 200);
+        const d = new DatabaseIndexes(database, () => this.opts.connection(user, database), this.opts.log, this.opts.pollIntervalMs ?? 200,
+          this.opts.dataDir ? path.join(this.opts.dataDir, safeName(database)) : null, this.opts.snapshotIntervalMs ?? 30_000);
         await d.open();
         return d;
       })();
@@ -88,6 +104,10 @@ export class IndexManager {
     this.dbs.clear();
     await Promise.all(all.map((p) => p.then((d) => d.close(), () => {})));
   }
+}
+
+function safeName(s: string): string {
+  return encodeURIComponent(s).replace(/\./g, '%2E');
 }
 
 export function slotName(database: string): string {
@@ -110,21 +130,109 @@ export class DatabaseIndexes {
   applied = 0;
   lastPollAt = 0;
 
-  constructor(readonly database: string, private config: () => pg.ClientConfig, private log: Logger, private intervalMs: number) {
+  constructor(readonly database: string, private config: () => pg.ClientConfig, private log: Logger, private intervalMs: number,
+    private snapshotRoot: string | null, private snapshotIntervalMs: number) {
     this.slot = slotName(database);
   }
+
+  snapshotDir(meta: IndexMeta): string | null {
+    return this.snapshotRoot ? path.join(this.snapshotRoot, `${safeName(meta.schema)}.${safeName(meta.name)}`) : null;
+  }
+
+  /** Loads a snapshot if it is usable: same definition and format, and the slot has not moved past it. */
+  private async loadSnapshot(meta: IndexMeta, confirmed: bigint | null): Promise<LiveIndex | string> {
+    const dir = this.snapshotDir(meta);
+    if (!dir) return 'no data directory';
+    let state: { format: number; meta: IndexMeta; lsn: string };
+    try {
+      state = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8'));
+    } catch {
+      return 'no snapshot';
+    }
+    if (state.format !== SNAPSHOT_FORMAT) return `snapshot format ${state.format}, expected ${SNAPSHOT_FORMAT}`;
+    const m = state.meta;
+    if (m.relid !== meta.relid || m.dim !== meta.dim || m.metric !== meta.metric || m.column !== meta.column || m.keyColumn !== meta.keyColumn) return 'snapshot of another index definition';
+    const lsn = BigInt(state.lsn);
+    if (confirmed === null) return 'replication slot missing';
+    if (confirmed > lsn) return 'replication slot is past the snapshot';
+    let index: VectorIndex;
+    try {
+      index = await VectorIndex.load(dir);
+    } catch (err) {
+      return `snapshot unreadable: ${(err as Error).message}`;
+    }
+    if (index.stats().dim !== meta.dim) return 'snapshot dimension mismatch';
+    const li = new LiveIndex(meta);
+    li.index = index;
+    li.lastCommit = lsn - 1n;
+    li.savedLsn = lsn;
+    li.savedAt = Date.now();
+    li.ready = true;
+    li.origin = 'snapshot';
+    return li;
+  }
+
+  /** Saves one index: index file first (atomic), then state.json with the LSN it includes. */
+  private async save(li: LiveIndex): Promise<void> {
+    const dir = this.snapshotDir(li.meta);
+    if (!dir) return;
+    const lsn = this.processedLsn;
+    const changed = li.unsaved;
+    await mkdir(dir, { recursive: true });
+    if (changed > 0 || li.savedLsn === 0n) await li.index.save(dir);
+    const tmp = path.join(dir, 'state.json.tmp');
+    await writeFile(tmp, JSON.stringify({ format: SNAPSHOT_FORMAT, meta: li.meta, lsn: lsn.toString(), rows: li.index.size, savedAt: new Date().toISOString() }));
+    await rename(tmp, path.join(dir, 'state.json'));
+    li.unsaved -= changed;
+    li.savedLsn = lsn;
+    li.savedAt = Date.now();
+  }
+
+  /** Saves indexes whose snapshot is due (force: all, e.g. at shutdown). Failures keep the previous snapshot. */
+  async saveDue(force = false): Promise<void> {
+    if (!this.snapshotRoot) return;
+    for (const li of this.indexes.values()) {
+      if (!li.ready) continue;
+      const due = force || li.savedLsn === 0n || (Date.now() - li.savedAt >= this.snapshotIntervalMs && (li.unsaved > 0 || li.savedLsn < this.processedLsn));
+      if (!due) continue;
+      try {
+        await this.save(li);
+      } catch (err) {
+        this.saveErrors++;
+        this.lastSaveError = (err as Error).message;
+        this.log.warn({ err, index: li.meta.name }, 'winnow: saving index snapshot failed; the previous snapshot stays valid');
+      }
+    }
+  }
+
+  saveErrors = 0;
+  lastSaveError: string | null = null;
 
   async open(): Promise<void> {
     this.client = await this.connect();
     const { rows } = await this.client.query(`SELECT to_regclass('winnow.indexes') IS NOT NULL AS ok`);
     if (rows[0].ok) {
       const metas = await this.client.query(`SELECT * FROM winnow.indexes ORDER BY created_at`);
+      const slot = await this.client.query(`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1`, [this.slot]);
+      const confirmed = slot.rows.length && slot.rows[0].c ? lsnToBigInt(slot.rows[0].c) : null;
       for (const r of metas.rows) {
         const meta: IndexMeta = {
           name: r.name, schema: r.schema_name, table: r.table_name, relid: Number(r.relid), column: r.column_name,
           keyColumn: r.key_column, metric: r.metric, accessMethod: r.access_method, options: r.options ?? {}, dim: r.dim,
         };
-        await this.build(meta);
+        const snap = await this.loadSnapshot(meta, confirmed);
+        if (typeof snap !== 'string') {
+          this.indexes.set(this.key(meta.schema, meta.name), snap);
+          this.log.info({ index: meta.name, rows: snap.index.size, lsn: bigIntToLsn(snap.savedLsn) }, 'winnow: index loaded from snapshot');
+          continue;
+        }
+        this.log.info({ index: meta.name, reason: snap }, 'winnow: rebuilding index from its table');
+        const li = await this.build(meta, (p) => this.log.info({ index: meta.name, ...p }, 'winnow: rebuild progress'));
+        li.origin = `rebuilt (${snap})`;
+      }
+      if (this.indexes.size) {
+        await this.ensureSlot();
+        await this.waitFor(await this.currentLsn());
       }
     }
     this.schedule();
@@ -246,12 +354,25 @@ export class DatabaseIndexes {
     return li;
   }
 
+  /** Runs fn between polls (no change is applied meanwhile). */
+  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    while (this.polling) await this.polling.catch(() => {});
+    const p = fn();
+    this.polling = p.then(() => {}, () => {});
+    try {
+      return await p;
+    } finally {
+      this.polling = null;
+    }
+  }
+
   async drop(schema: string, name: string): Promise<boolean> {
     const k = this.key(schema, name);
     const li = this.indexes.get(k);
     if (!li) return false;
     this.indexes.delete(k);
-    await this.pollOnce().catch(() => {});
+    const dir = this.snapshotDir(li.meta);
+    if (dir) await rm(dir, { recursive: true, force: true });
     if (!this.hasTable(li.meta.relid)) {
       await this.client.query(`DO $$ BEGIN IF EXISTS (SELECT FROM pg_publication_rel pr JOIN pg_publication p ON p.oid = pr.prpubid WHERE p.pubname = '${PUBLICATION}' AND pr.prrelid = ${li.meta.relid}) THEN ALTER PUBLICATION ${PUBLICATION} DROP TABLE ${quoteIdent(li.meta.schema)}.${quoteIdent(li.meta.table)}; END IF; END $$`).catch(() => {});
     }
@@ -357,11 +478,20 @@ export class DatabaseIndexes {
     const uptoN = lsnToBigInt(upto);
     this.setProcessed(uptoN);
     this.lastPollAt = Date.now();
-    // Advance the slot to what every index has applied; a building index holds it back.
-    if (r.rows.length > 0 && [...this.indexes.values()].every((li) => li.ready)) {
-      await this.client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, bigIntToLsn(uptoN)]);
+    await this.saveDue();
+    // Advance the slot to what every index has applied (with snapshots: what every snapshot
+    // includes, so a restart can replay from there); a building index holds it back.
+    const all = [...this.indexes.values()];
+    if (all.length && all.every((li) => li.ready)) {
+      const target = this.snapshotRoot ? all.reduce((m, li) => (li.savedLsn < m ? li.savedLsn : m), uptoN) : uptoN;
+      if (target > this.advancedLsn && (r.rows.length > 0 || this.snapshotRoot)) {
+        await this.client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, bigIntToLsn(target)]);
+        this.advancedLsn = target;
+      }
     }
   }
+
+  private advancedLsn = 0n;
 
   private setProcessed(lsn: bigint): void {
     if (lsn > this.processedLsn) this.processedLsn = lsn;
@@ -456,6 +586,7 @@ export class DatabaseIndexes {
         li.index.addSync(BigInt64Array.from(addIds), flat);
       }
       this.applied += del.length + addIds.length;
+      li.unsaved += del.length + addIds.length + (p.truncated ? 1 : 0);
     }
   }
 
@@ -468,6 +599,14 @@ export class DatabaseIndexes {
     return li.cols;
   }
 
+  private async pollOnceSafe(): Promise<void> {
+    try {
+      await this.pollOnce();
+    } catch (err) {
+      this.log.warn({ err }, 'winnow: last poll before shutdown failed');
+    }
+  }
+
   status(): { lagBytes: bigint; lastError: string | null } {
     return { lagBytes: 0n, lastError: this.lastError?.message ?? null };
   }
@@ -476,6 +615,19 @@ export class DatabaseIndexes {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     if (this.polling) await this.polling.catch(() => {});
+    try {
+      if (this.snapshotRoot && this.indexes.size) {
+        await this.pollOnceSafe();
+        await this.saveDue(true);
+        const all = [...this.indexes.values()];
+        if (all.every((li) => li.ready && li.savedLsn > 0n)) {
+          const target = all.reduce((m, li) => (li.savedLsn < m ? li.savedLsn : m), this.processedLsn);
+          await this.client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, bigIntToLsn(target)]).catch(() => {});
+        }
+      }
+    } catch (err) {
+      this.log.warn({ err }, 'winnow: final snapshot failed');
+    }
     for (const w of this.waiters) w.reject(new Error('winnow index sync is closed'));
     this.waiters = [];
     await this.client.end().catch(() => {});

@@ -13,7 +13,7 @@ import { VectorSession } from '../vector-session.ts';
 import { quoteLiteral } from '../migrations.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, winnowIndexesIn } from '../index-ddl.ts';
 import type { IndexManager, LiveIndex } from '../../sync/index-manager.ts';
-import { lsnToBigInt } from '../../sync/pgoutput.ts';
+import { bigIntToLsn, lsnToBigInt } from '../../sync/pgoutput.ts';
 import { parseVectorLiteral, quoteIdent, recognizeKnn, rewriteKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { decodeBind } from '../../server/protocol/messages.ts';
 import { DEFAULT_K_FACTOR, DEFAULT_NPROBE } from '../../native/index.ts';
@@ -87,6 +87,9 @@ export class PlannerSession implements StatementHandler {
     if (p.ok && p.statements.length === 1) {
       const st = p.statements[0];
       if (st.kind === 'VariableSetStmt') this.trackSet(st.stmt);
+      if (st.kind === 'VariableShowStmt' && ['winnow.index_status', 'winnow.replication_lag'].includes(String((st.stmt as Node).VariableShowStmt.name).toLowerCase())) {
+        return { respond: await this.showStatus(ctx, String((st.stmt as Node).VariableShowStmt.name).toLowerCase()) };
+      }
       if (isWinnowIndexStmt(st.stmt)) return { respond: await createWinnowIndex(ctx, this.mgr, st.stmt) };
       if (st.kind === 'DropStmt' && (st.stmt as Node).DropStmt.removeType === 'OBJECT_INDEX') {
         const targets = await winnowIndexesIn(ctx, this.mgr, st.stmt);
@@ -164,6 +167,29 @@ export class PlannerSession implements StatementHandler {
     let n = r.ids.length;
     while (n > 0 && r.ids[n - 1] === -1n) n--;
     return { ids: r.ids.subarray(0, n), distances: r.distances.subarray(0, n) };
+  }
+
+  /** SHOW winnow.index_status (one row per index) / SHOW winnow.replication_lag (bytes of WAL not yet applied). */
+  private async showStatus(ctx: SessionContext, what: string): Promise<Buffer[]> {
+    const db = await this.db(ctx);
+    const now = await db.currentLsn();
+    const lag = now > db.processedLsn ? now - db.processedLsn : 0n;
+    // Then read-your-writes, so the row counts include everything committed before SHOW.
+    await db.waitFor(now).catch(() => {});
+    const text = (name: string) => ({ name, typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 as const });
+    if (what === 'winnow.replication_lag') {
+      return [RowDescription([text('replication_lag')]), DataRow([`${lag} bytes, ${db.lastPollAt ? Date.now() - db.lastPollAt : -1} ms since last poll`]), CommandComplete('SHOW')];
+    }
+    const cols = ['index_name', 'table_name', 'column_name', 'metric', 'access_method', 'ready', 'rows', 'trained', 'origin', 'applied_lsn', 'lag_bytes', 'snapshot_lsn', 'unsaved_changes', 'snapshot_errors', 'build_phase'];
+    const rows = [...db.indexes.values()].map((li) => {
+      const st = li.index.stats();
+      return DataRow([
+        li.meta.name, `${li.meta.schema}.${li.meta.table}`, li.meta.column, li.meta.metric, li.meta.accessMethod, String(li.ready), String(li.index.size),
+        String(li.index.isTrained), li.origin, bigIntToLsn(db.processedLsn), String(lag), li.savedLsn ? bigIntToLsn(li.savedLsn) : null,
+        String(li.unsaved), String(db.saveErrors), `${li.progress.phase} ${li.progress.done}/${li.progress.total}` + (st.nlist ? ` nlist=${st.nlist}` : ''),
+      ]);
+    });
+    return [RowDescription(cols.map(text)), ...rows, CommandComplete('SHOW')];
   }
 
   private async explain(ctx: SessionContext, text: string, stmt: Node, analyze: boolean): Promise<string[] | null> {
