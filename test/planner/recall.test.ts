@@ -1,0 +1,111 @@
+// Recall through the wire with default settings on a real dataset (wordnet-use-512, first 30,464
+// rows, cosine): unfiltered against the dataset's ground truth, filtered (category / pos at several
+// selectivities) against an exact filtered answer computed here.
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import pg from 'pg';
+import { loadDataset, loadMeta, recallAtK, type Dataset } from '../../bench/lib/datasets.ts';
+import { plannerHarness, type PlannerHarness } from './helpers.ts';
+import { plannerStats } from '../../sql/planner/session.ts';
+
+const N = 30464;
+let h: PlannerHarness;
+let c: pg.Client;
+let ds: Dataset;
+let meta: Array<Record<string, unknown>>;
+
+const vecText = (v: Float32Array, open = '[', close = ']') => open + Array.from(v, (x) => String(x)).join(',') + close;
+
+beforeAll(async () => {
+  ds = loadDataset('wordnet-use-512', { limit: N });
+  meta = loadMeta('wordnet-use-512').slice(0, N);
+  h = await plannerHarness();
+  c = await h.client();
+  const d = await h.direct();
+  await c.query('CREATE EXTENSION vector');
+  await c.query(`CREATE TABLE words (id bigint PRIMARY KEY, pos text NOT NULL, category text NOT NULL, v vector(512))`);
+  const t0 = performance.now();
+  for (let s = 0; s < N; s += 400) {
+    const rows: string[] = [];
+    for (let i = s; i < Math.min(N, s + 400); i++) {
+      const m = meta[i];
+      rows.push(`(${i}, '${m.pos}', '${m.category}', '${vecText(ds.base.subarray(i * 512, (i + 1) * 512), '{', '}')}')`);
+    }
+    await d.query(`INSERT INTO words VALUES ${rows.join(',')}`);
+  }
+  const t1 = performance.now();
+  await c.query('CREATE INDEX words_v ON words USING winnow (v vector_cosine_ops)');
+  console.log(`wordnet 30k: load ${((t1 - t0) / 1000).toFixed(1)} s, CREATE INDEX ${((performance.now() - t1) / 1000).toFixed(1)} s`);
+  await d.end();
+}, 240_000);
+
+afterAll(async () => {
+  await c?.end();
+  await h?.close();
+});
+
+function cosDist(a: Float32Array, b: Float32Array): number {
+  let dot = 0, na = 0, nb = 0;
+  for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+  return 1 - dot / Math.sqrt(na * nb);
+}
+
+test('unfiltered recall@10 ≥ 0.95 with default settings (simple and extended protocol)', async () => {
+  const nq = 100;
+  const before = plannerStats.nativeSearches;
+  const got = new Int32Array(nq * 10).fill(-1);
+  const got2 = new Int32Array(nq * 10).fill(-1);
+  for (let q = 0; q < nq; q++) {
+    const qv = ds.queries.subarray(q * 512, (q + 1) * 512);
+    const r = await c.query(`SELECT id FROM words ORDER BY v <=> '${vecText(qv)}' LIMIT 10`);
+    r.rows.forEach((row, i) => (got[q * 10 + i] = Number(row.id)));
+    const r2 = await c.query({ name: 'knn', text: 'SELECT id FROM words ORDER BY v <=> $1 LIMIT 10', values: [vecText(qv)] });
+    r2.rows.forEach((row, i) => (got2[q * 10 + i] = Number(row.id)));
+  }
+  expect(plannerStats.nativeSearches - before).toBe(2 * nq);
+  const recall = recallAtK(got, ds.groundTruth.cos!, nq, 10, ds.gtK);
+  const recall2 = recallAtK(got2, ds.groundTruth.cos!, nq, 10, ds.gtK);
+  console.log(`wordnet 30k through Winnow, defaults: recall@10 ${recall.toFixed(4)} (simple), ${recall2.toFixed(4)} (extended)`);
+  expect(recall).toBeGreaterThanOrEqual(0.95);
+  expect(recall2).toBeGreaterThanOrEqual(0.95);
+  const ex = await c.query(`EXPLAIN SELECT id FROM words ORDER BY v <=> '${vecText(ds.queries.subarray(0, 512))}' LIMIT 10`);
+  expect(ex.rows.map((x) => x['QUERY PLAN']).join('\n')).toMatch(/IVF nprobe=\d+/);
+});
+
+test('filtered top-10 returns min(10, matches) rows with recall@10 ≥ 0.95 at every selectivity', async () => {
+  const count = new Map<string, number>();
+  for (const m of meta) count.set(`category = '${m.category}'`, (count.get(`category = '${m.category}'`) ?? 0) + 1);
+  for (const m of meta) count.set(`pos = '${m.pos}'`, (count.get(`pos = '${m.pos}'`) ?? 0) + 1);
+  const sorted = [...count.entries()].sort((a, b) => a[1] - b[1]);
+  // Smallest (~0.1%), a few in between, the largest, plus an id range and everything.
+  const picks = [sorted[0], sorted[Math.floor(sorted.length / 3)], sorted[Math.floor((2 * sorted.length) / 3)], sorted[sorted.length - 1]]
+    .map(([w]) => w).concat(['id % 1000 < 3', 'id % 10 = 0', 'id % 2 = 0', 'id >= 0']);
+  const matches = (where: string, i: number) => {
+    const m = meta[i];
+    if (where === 'id % 1000 < 3') return i % 1000 < 3;
+    if (where === 'id >= 0') return true;
+    if (where === 'id % 10 = 0') return i % 10 === 0;
+    if (where === 'id % 2 = 0') return i % 2 === 0;
+    const [col, val] = where.split(' = ');
+    return String(m[col]) === val.slice(1, -1);
+  };
+  for (const where of picks) {
+    const allowed: number[] = [];
+    for (let i = 0; i < N; i++) if (matches(where, i)) allowed.push(i);
+    let hit = 0, total = 0;
+    const nq = 20;
+    for (let q = 0; q < nq; q++) {
+      const qv = ds.queries.subarray(q * 512, (q + 1) * 512);
+      const exact = allowed.map((i) => ({ i, d: cosDist(qv, ds.base.subarray(i * 512, (i + 1) * 512)) })).sort((a, b) => a.d - b.d).slice(0, 10);
+      const r = await c.query(`SELECT id, v <=> '${vecText(qv)}' AS d FROM words WHERE ${where} ORDER BY v <=> '${vecText(qv)}' LIMIT 10`);
+      expect(r.rows.length).toBe(Math.min(10, allowed.length));
+      const ds2 = r.rows.map((x) => Number(x.d));
+      for (let i = 1; i < ds2.length; i++) expect(ds2[i]).toBeGreaterThanOrEqual(ds2[i - 1]);
+      const got = new Set(r.rows.map((x) => Number(x.id)));
+      for (const e of exact) if (got.has(e.i)) hit++;
+      total += exact.length;
+    }
+    const recall = hit / total;
+    console.log(`filter ${where}: ${allowed.length} rows (${((100 * allowed.length) / N).toFixed(2)}%), recall@10 ${recall.toFixed(4)}`);
+    expect(recall).toBeGreaterThanOrEqual(0.95);
+  }
+}, 120_000);
