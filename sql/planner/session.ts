@@ -282,11 +282,17 @@ export class PlannerSession implements StatementHandler {
       k = k !== null && Number.isInteger(k) && k >= 0 ? k + pat.offset : null;
     }
     if (vec && k !== null && !pat.where && ctx.transactionStatus === 'I' && li.ready && vec.length === li.meta.dim && this.isLive(li)) {
-      const db = await this.db(ctx);
-      await db.waitFor(await db.currentLsn());
-      const res = this.search(li, vec, k, settingsFrom(this.gucs, k));
-      ids = `{${Array.from(res.ids, String).join(',')}}`;
-      dists = `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}`;
+      try {
+        const db = await this.db(ctx);
+        await db.waitFor(await db.currentLsn());
+        const res = this.search(li, vec, k, settingsFrom(this.gucs, k));
+        ids = `{${Array.from(res.ids, String).join(',')}}`;
+        dists = `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}`;
+      } catch (err) {
+        // Index sync unavailable (e.g. Postgres restarting): NULL ids = Postgres's exact answer.
+        ctx.log.warn({ err }, 'winnow: index not usable for this Bind; exact execution');
+        plannerStats.exactFallbacks++;
+      }
     }
     const params = b.params.slice();
     while (params.length < nParams) params.push(null);
