@@ -9,13 +9,14 @@ export interface PlannerHarness extends Harness {
   mgr: IndexManager;
 }
 
-export async function plannerHarness(): Promise<PlannerHarness> {
+export async function plannerHarness(opts: { dataDir?: string; snapshotIntervalMs?: number } = {}): Promise<PlannerHarness> {
   let target: { host: string; port: number } | null = null;
   const log = createLogger(process.env.WINNOW_TEST_LOG ?? 'silent');
   const mgr = new IndexManager({
     connection: (user, database) => ({ ...target!, user, database }),
     log,
     pollIntervalMs: 100,
+    ...opts,
   });
   const h = await harness({ handlerFactory: plannerSessionFactory(mgr) });
   target = { host: h.db.host, port: h.db.port };
