@@ -277,6 +277,12 @@ export class DatabaseIndexes {
     return lsnToBigInt(rows[0].l);
   }
 
+  /** currentLsn() and whether the table has row-level security enabled, in one round trip. */
+  async currentLsnAndRls(relid: number): Promise<{ lsn: bigint; rls: boolean }> {
+    const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l, (SELECT relrowsecurity FROM pg_class WHERE oid = $1) AS r', [relid]);
+    return { lsn: lsnToBigInt(rows[0].l), rls: rows[0].r === true };
+  }
+
   hasTable(relid: number): boolean {
     for (const li of this.indexes.values()) if (li.meta.relid === relid) return true;
     return false;

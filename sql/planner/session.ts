@@ -143,9 +143,10 @@ export class PlannerSession implements StatementHandler {
     const relText = (pat.schema ? quoteIdent(pat.schema) + '.' : '') + quoteIdent(pat.table);
     const r = await ctx.query(`SELECT pg_current_wal_lsn()::text, to_regclass(${quoteLiteral(relText)})::oid::bigint,
       current_setting('winnow.nprobe', true), current_setting('winnow.k_factor', true),
-      current_setting('hnsw.ef_search', true), current_setting('ivfflat.probes', true)`);
+      current_setting('hnsw.ef_search', true), current_setting('ivfflat.probes', true),
+      (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = to_regclass(${quoteLiteral(relText)}))::text`);
     if (r.error || !r.rows.length) return null;
-    const [lsn, relid, nprobe, kFactor, efSearch, probes] = r.rows[0];
+    const [lsn, relid, nprobe, kFactor, efSearch, probes, rls] = r.rows[0];
     if (!relid) return null;
     const li = db.find(Number(relid), pat.column, pat.metric);
     if (!li || vec.length !== li.meta.dim) return null;
@@ -155,8 +156,9 @@ export class PlannerSession implements StatementHandler {
     await db.waitFor(lsnToBigInt(lsn!));
     const t1 = performance.now();
     let filter: BigInt64Array | undefined;
-    if (pat.where) {
-      const f = await ctx.query(`SELECT ${quoteIdent(pat.ref)}.${quoteIdent(li.meta.keyColumn)}::bigint FROM ${pat.fromList} WHERE ${pat.where}`);
+    // Row-level security: the rows this role may see are a filter too (pre-filter under its role).
+    if (pat.where || rls === 'true') {
+      const f = await ctx.query(`SELECT ${quoteIdent(pat.ref)}.${quoteIdent(li.meta.keyColumn)}::bigint FROM ${pat.fromList}${pat.where ? ` WHERE ${pat.where}` : ''}`);
       if (f.error) return null; // Postgres reports it on the original statement
       filter = BigInt64Array.from(f.rows, (row) => BigInt(row[0]!));
       filter.sort();
@@ -284,7 +286,9 @@ export class PlannerSession implements StatementHandler {
     if (vec && k !== null && !pat.where && ctx.transactionStatus === 'I' && li.ready && vec.length === li.meta.dim && this.isLive(li)) {
       try {
         const db = await this.db(ctx);
-        await db.waitFor(await db.currentLsn());
+        const { lsn, rls } = await db.currentLsnAndRls(li.meta.relid);
+        await db.waitFor(lsn);
+        if (rls) throw new Error('row-level security on the table: exact execution under the role');
         const res = this.search(li, vec, k, settingsFrom(this.gucs, k));
         ids = `{${Array.from(res.ids, String).join(',')}}`;
         dists = `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}`;

@@ -158,6 +158,32 @@ test('extended protocol: parameterised query vector and LIMIT, named statements 
   await c.query('RESET winnow.nprobe');
 });
 
+test('privileges and row-level security apply to vector results', async () => {
+  const role = `reader_${h.db.database}`;
+  await d.query(`CREATE ROLE ${role} LOGIN`);
+  const r = new pg.Client({ ...h.conn, user: role });
+  await r.connect();
+  const q = randomVector(DIM, prng(31));
+  await expect(r.query(`SELECT id FROM items ORDER BY v <=> '${q.pgv}' LIMIT 5`)).rejects.toMatchObject({ code: '42501' });
+  await expect(r.query(`SELECT id FROM items ORDER BY v <=> $1 LIMIT 5`, [q.pgv])).rejects.toMatchObject({ code: '42501' });
+  await d.query(`GRANT SELECT ON items TO ${role}`);
+  await d.query(`ALTER TABLE items ENABLE ROW LEVEL SECURITY`);
+  await d.query(`CREATE POLICY only_cat_3 ON items FOR SELECT TO ${role} USING (cat = 3)`);
+  const before = plannerStats.nativeSearches;
+  const a = await r.query(`SELECT id::text, cat, v <=> '${q.pgv}' AS d FROM items ORDER BY v <=> '${q.pgv}' LIMIT 8`);
+  expect(plannerStats.nativeSearches - before).toBe(1);
+  expect(a.rows.length).toBe(8);
+  expect(a.rows.every((x) => x.cat === 3)).toBe(true);
+  expectSame(a.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', { arr: q.arr }, 8, 'cat = 3'));
+  const b = await r.query(`SELECT id::text, cat, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT 8`, [q.pgv]);
+  expect(b.rows.map((x) => x.id)).toEqual(a.rows.map((x) => x.id));
+  await r.end();
+  await d.query(`DROP POLICY only_cat_3 ON items`);
+  await d.query(`ALTER TABLE items DISABLE ROW LEVEL SECURITY`);
+  await d.query(`REVOKE ALL ON items FROM ${role}`);
+  await d.query(`DROP ROLE ${role}`);
+});
+
 test('bad index definitions get clear errors and change nothing', async () => {
   await c.query(`CREATE TABLE nokey (a int, v vector(3))`);
   await expect(c.query(`CREATE INDEX ON nokey USING winnow (v vector_l2_ops)`)).rejects.toMatchObject({ code: '0A000', message: expect.stringContaining('integer primary key') });
