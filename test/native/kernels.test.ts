@@ -3,6 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { testing } from '../../native/index.ts';
 import { rng } from './helpers.ts';
+import { float16ToFloat32 } from '../../bench/lib/datasets.ts';
 
 const info = testing.kernelInfo();
 const impls = info.avx2 ? (['scalar', 'avx2'] as const) : (['scalar'] as const);
@@ -47,7 +48,7 @@ describe('SIMD kernels', () => {
         const s = testing.kernel(name, 'scalar', a, bh);
         for (const impl of impls) expect(Object.is(testing.kernel(name, impl, a, bh), s), `${name} n=${n} ${impl}`).toBe(true);
         // Widening is exact, so the f16 kernel must equal the f32 kernel on the widened values.
-        const widened = new Float32Array(n).map((_, i) => halfToFloat(bh[i]));
+        const widened = new Float32Array(n).map((_, i) => float16ToFloat32(bh[i]));
         expect(Object.is(testing.kernel(name === 'dot_f16' ? 'dot' : 'l2sq', 'scalar', a, widened), s)).toBe(true);
       }
     });
@@ -63,7 +64,7 @@ describe('SIMD kernels', () => {
     cases.forEach(([v, h], i) => expect(out[i], `half(${v})`).toBe(h));
     expect(testing.floatToHalf(new Float32Array([NaN]))[0] & 0x7c00).toBe(0x7c00);
     // Round trip of every finite half is exact.
-    const all = new Float32Array(0x7c00).map((_, h) => halfToFloat(h));
+    const all = new Float32Array(0x7c00).map((_, h) => float16ToFloat32(h));
     const back = testing.floatToHalf(all);
     for (let h = 0; h < 0x7c00; h++) if (back[h] !== h) throw new Error(`half ${h} does not round-trip`);
   });
@@ -130,11 +131,3 @@ describe('SIMD kernels', () => {
   });
 });
 
-function halfToFloat(h: number): number {
-  const s = h & 0x8000 ? -1 : 1;
-  const e = (h >> 10) & 0x1f;
-  const f = h & 0x3ff;
-  if (e === 0) return s * f * 2 ** -24;
-  if (e === 31) return f ? NaN : s * Infinity;
-  return s * (1 + f / 1024) * 2 ** (e - 15);
-}

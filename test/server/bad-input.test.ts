@@ -5,6 +5,7 @@ import { serialize } from 'pg-protocol';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RawConn, errorFields, eventually, harness, type Harness, type RawMessage } from './helpers.ts';
+import { seededRandom } from '../support/random.ts';
 
 let h: Harness;
 let witness: pg.Client;
@@ -141,22 +142,11 @@ describe('bad input on one connection', () => {
 
 // ---------------------------------------------------------------- fuzz
 
-/** mulberry32: small seeded PRNG so failures reproduce. */
-function prng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('fuzz', () => {
   it('random and mutated messages on many connections; other sessions keep working', async () => {
     const seed = Number(process.env.WINNOW_FUZZ_SEED ?? 20261121);
-    const rand = prng(seed);
+    const rand = seededRandom(seed);
     const int = (n: number) => Math.floor(rand() * n);
     const pick = <T>(xs: T[]): T => xs[int(xs.length)];
     const corpus: Buffer[][] = [
