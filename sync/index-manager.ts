@@ -76,6 +76,9 @@ export interface ManagerOptions {
   snapshotIntervalMs?: number;
 }
 
+/** A changed index is saved early after this many applied changes (bounds WAL redecoded per poll). */
+export const SNAPSHOT_AFTER_CHANGES = 5000;
+
 /** Bumped when the snapshot layout or meaning changes: other versions are rebuilt. */
 export const SNAPSHOT_FORMAT = 1;
 
@@ -193,7 +196,12 @@ export class DatabaseIndexes {
     if (!this.snapshotRoot) return;
     for (const li of this.indexes.values()) {
       if (!li.ready) continue;
-      const due = force || li.savedLsn === 0n || (Date.now() - li.savedAt >= this.snapshotIntervalMs && (li.unsaved > 0 || li.savedLsn < this.processedLsn));
+      // Due: the interval passed with changes; many changes (each poll redecodes WAL since the
+      // oldest snapshot, so keep that short); or only the LSN moved (cheap: state.json only).
+      const age = Date.now() - li.savedAt;
+      const due = force || li.savedLsn === 0n
+        || (li.unsaved > 0 && (age >= this.snapshotIntervalMs || li.unsaved >= SNAPSHOT_AFTER_CHANGES))
+        || (li.unsaved === 0 && li.savedLsn < this.processedLsn && age >= Math.min(1000, this.snapshotIntervalMs));
       if (!due) continue;
       try {
         await this.save(li);
@@ -273,13 +281,24 @@ export class DatabaseIndexes {
 
   /** pg_current_wal_lsn() read on Winnow's own connection (≥ every commit already acknowledged). */
   async currentLsn(): Promise<bigint> {
-    const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
+    const { rows } = await this.query('SELECT pg_current_wal_lsn()::text AS l');
     return lsnToBigInt(rows[0].l);
+  }
+
+  /** A query on the sync connection; a broken connection is replaced and the query retried once. */
+  private async query(text: string, values?: unknown[]): Promise<pg.QueryResult> {
+    try {
+      return await this.client.query(text, values);
+    } catch (err) {
+      if ((err as { code?: string }).code) throw err; // an SQL error, not a connection failure
+      await this.reconnect();
+      return this.client.query(text, values);
+    }
   }
 
   /** currentLsn() and whether the table has row-level security enabled, in one round trip. */
   async currentLsnAndRls(relid: number): Promise<{ lsn: bigint; rls: boolean }> {
-    const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l, (SELECT relrowsecurity FROM pg_class WHERE oid = $1) AS r', [relid]);
+    const { rows } = await this.query('SELECT pg_current_wal_lsn()::text AS l, (SELECT relrowsecurity FROM pg_class WHERE oid = $1) AS r', [relid]);
     return { lsn: lsnToBigInt(rows[0].l), rls: rows[0].r === true };
   }
 

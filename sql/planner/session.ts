@@ -7,7 +7,7 @@
 // rewritten text and its results.
 import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../../server/session.ts';
-import { CommandComplete, DataRow, RowDescription } from '../../server/protocol/messages.ts';
+import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseStatement, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
 import { quoteLiteral } from '../migrations.ts';
@@ -87,6 +87,18 @@ export class PlannerSession implements StatementHandler {
   }
 
   async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
+    let r: FrontendAction | 'inner';
+    try {
+      r = await this.handleQuery(ctx, q);
+    } catch (err) {
+      // A hook that throws ends the session (server/session.ts): answer with an error instead.
+      ctx.log.warn({ err }, 'winnow planner/DDL failed');
+      return { respond: [ErrorResponse({ severity: 'ERROR', code: '57P03', message: `winnow: ${(err as Error).message}` })] };
+    }
+    return r === 'inner' ? this.inner.onQuery(ctx, q) : r;
+  }
+
+  private async handleQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction | 'inner'> {
     const p = q.parsed;
     if (p.ok && p.statements.length === 1) {
       const st = p.statements[0];
@@ -125,7 +137,7 @@ export class PlannerSession implements StatementHandler {
         }
       }
     }
-    return this.inner.onQuery(ctx, q);
+    return 'inner';
   }
 
   /** Returns the rewritten statement, or null to run the original in Postgres (exactly). */
@@ -215,7 +227,7 @@ export class PlannerSession implements StatementHandler {
     const latin = Buffer.from(text, 'utf8').toString('latin1');
     const sel = latin.slice(0, loc + 1).toLowerCase().lastIndexOf('select');
     if (sel < 0) return null;
-    const planned = await this.plan(ctx, text, stmt, sel, 0);
+    const planned = await this.plan(ctx, text, stmt, sel, 0).catch(() => null);
     if (!planned || !this.lastPlan) return null;
     const p = this.lastPlan;
     const lines = [
@@ -243,6 +255,21 @@ export class PlannerSession implements StatementHandler {
    */
   async onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]): Promise<FrontendAction> {
     this.prepared.delete(p.name);
+    let planned: { text: string; types: number[] } | null = null;
+    try {
+      planned = await this.planParse(ctx, p);
+    } catch (err) {
+      ctx.log.warn({ err }, 'winnow planner failed at Parse; the statement runs in Postgres');
+      this.prepared.delete(p.name);
+    }
+    if (!planned) return this.inner.onParse(ctx, p);
+    const parsed = parseStatement(planned.text);
+    const frame = serialize.parse({ name: p.name, text: planned.text, types: planned.types });
+    const r = await this.inner.onParse(ctx, { name: p.name, text: planned.text, paramTypes: planned.types, parsed, frame });
+    return r ?? { forward: [frame] };
+  }
+
+  private async planParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]): Promise<{ text: string; types: number[] } | null> {
     if (p.parsed.ok && p.parsed.statements.length === 1 && p.parsed.statements[0].kind === 'SelectStmt') {
       const st = p.parsed.statements[0];
       const pat = recognizeKnn(p.text, st.stmt, st.location, st.length);
@@ -256,14 +283,11 @@ export class PlannerSession implements StatementHandler {
           while (types.length < nParams) types.push(0);
           types.push(1016, 1022); // bigint[], float8[]
           this.prepared.set(p.name, { pat, li, nParams });
-          const parsed = parseStatement(text);
-          const frame = serialize.parse({ name: p.name, text, types });
-          const r = await this.inner.onParse(ctx, { name: p.name, text, paramTypes: types, parsed, frame });
-          return r ?? { forward: [frame] };
+          return { text, types };
         }
       }
     }
-    return this.inner.onParse(ctx, p);
+    return null;
   }
 
   async onBind(ctx: SessionContext, f: Buffer): Promise<FrontendAction> {

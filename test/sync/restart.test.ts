@@ -15,6 +15,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const DIM = 8;
 let db: TestDatabase;
 let dataDir: string;
+const children: ChildProcess[] = [];
 
 interface Child { child: ChildProcess; port: number; exited: Promise<number | null>; stderr: () => string }
 
@@ -24,6 +25,7 @@ async function serve(): Promise<Child> {
     env: { ...process.env, WINNOW_LOG_LEVEL: 'warn', WINNOW_SNAPSHOT_INTERVAL_MS: '200' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  children.push(child);
   const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
   let out = '';
   let err = '';
@@ -109,6 +111,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  for (const ch of children) if (ch.exitCode === null && ch.signalCode === null) ch.kill('SIGKILL');
   const d = await direct().catch(() => null);
   if (d) {
     await d.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database() AND NOT active`).catch(() => {});
