@@ -396,6 +396,8 @@ export class DatabaseIndexes {
     const li = this.indexes.get(k);
     if (!li) return false;
     this.indexes.delete(k);
+    // Let a running poll (which may be saving this index) finish before removing its files.
+    while (this.polling) await this.polling.catch(() => {});
     const dir = this.snapshotDir(li.meta);
     if (dir) await rm(dir, { recursive: true, force: true });
     if (!this.hasTable(li.meta.relid)) {
