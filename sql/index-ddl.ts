@@ -159,3 +159,35 @@ export async function dropWinnowIndexes(ctx: SessionContext, mgr: IndexManager, 
   }
   return [CommandComplete('DROP INDEX')];
 }
+
+/** The Winnow index an ALTER INDEX … RENAME / REINDEX INDEX names, if any. */
+export async function winnowIndexNamed(ctx: SessionContext, mgr: IndexManager, rel: Node | undefined): Promise<{ schema: string; name: string } | null> {
+  if (!rel?.relname) return null;
+  const db = await mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
+  if (db.indexes.size === 0) return null;
+  const text = (rel.schemaname ? quoteIdent(rel.schemaname) + '.' : '') + quoteIdent(rel.relname);
+  const r = await ctx.query(`SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(${quoteLiteral(text)})`);
+  if (!r.rows.length || !db.indexes.has(db.key(r.rows[0][0]!, r.rows[0][1]!))) return null;
+  return { schema: r.rows[0][0]!, name: r.rows[0][1]! };
+}
+
+/** ALTER INDEX … RENAME TO of a Winnow index: Postgres renames the placeholder, Winnow its index. */
+export async function renameWinnowIndex(ctx: SessionContext, mgr: IndexManager, text: string, t: { schema: string; name: string }, newName: string): Promise<Buffer[]> {
+  if (ctx.transactionStatus !== 'I') return [err('25001', 'ALTER INDEX of a Winnow index cannot run inside a transaction block')];
+  const r = await ctx.query(text);
+  if (r.error) return [ErrorResponse(r.error)];
+  await ctx.query(`UPDATE winnow.indexes SET name = ${quoteLiteral(newName)} WHERE schema_name = ${quoteLiteral(t.schema)} AND name = ${quoteLiteral(t.name)}`);
+  const db = await mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
+  await db.rename(t.schema, t.name, newName);
+  return [CommandComplete('ALTER INDEX')];
+}
+
+/** REINDEX INDEX of a Winnow index: Postgres rebuilds the placeholder, Winnow rebuilds from the table. */
+export async function reindexWinnowIndex(ctx: SessionContext, mgr: IndexManager, text: string, t: { schema: string; name: string }): Promise<Buffer[]> {
+  if (ctx.transactionStatus !== 'I') return [err('25001', 'REINDEX of a Winnow index cannot run inside a transaction block')];
+  const r = await ctx.query(text);
+  if (r.error) return [ErrorResponse(r.error)];
+  const db = await mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
+  await db.rebuild(t.schema, t.name);
+  return [CommandComplete('REINDEX')];
+}

@@ -391,6 +391,30 @@ export class DatabaseIndexes {
     }
   }
 
+  /** Renames an index (map key, metadata, snapshot directory) between polls. */
+  async rename(schema: string, name: string, newName: string): Promise<void> {
+    const li = this.indexes.get(this.key(schema, name));
+    if (!li) return;
+    while (this.polling) await this.polling.catch(() => {});
+    const oldDir = this.snapshotDir(li.meta);
+    li.meta = { ...li.meta, name: newName };
+    this.indexes.delete(this.key(schema, name));
+    this.indexes.set(this.key(schema, newName), li);
+    const newDir = this.snapshotDir(li.meta);
+    if (oldDir && newDir) {
+      await rm(newDir, { recursive: true, force: true });
+      await rename(oldDir, newDir).catch(() => { li.savedLsn = 0n; });
+      li.savedLsn = 0n; // state.json names the index: rewrite it at the next poll
+    }
+  }
+
+  /** REINDEX: a fresh build from the table replaces the index (queries run in Postgres meanwhile). */
+  async rebuild(schema: string, name: string): Promise<void> {
+    const li = this.indexes.get(this.key(schema, name));
+    if (!li) return;
+    await this.build(li.meta);
+  }
+
   async drop(schema: string, name: string): Promise<boolean> {
     const k = this.key(schema, name);
     const li = this.indexes.get(k);

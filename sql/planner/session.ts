@@ -11,7 +11,7 @@ import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../s
 import { parseStatement, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
 import { quoteLiteral } from '../migrations.ts';
-import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, winnowIndexesIn } from '../index-ddl.ts';
+import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { IndexManager, LiveIndex } from '../../sync/index-manager.ts';
 import { bigIntToLsn, lsnToBigInt } from '../../sync/pgoutput.ts';
 import { parseVectorLiteral, quoteIdent, recognizeKnn, rewriteKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
@@ -110,6 +110,14 @@ export class PlannerSession implements StatementHandler {
       if (st.kind === 'DropStmt' && (st.stmt as Node).DropStmt.removeType === 'OBJECT_INDEX') {
         const targets = await winnowIndexesIn(ctx, this.mgr, st.stmt);
         if (targets.length) return { respond: await dropWinnowIndexes(ctx, this.mgr, q.text, targets) };
+      }
+      if (st.kind === 'RenameStmt' && (st.stmt as Node).RenameStmt.renameType === 'OBJECT_INDEX') {
+        const t = await winnowIndexNamed(ctx, this.mgr, (st.stmt as Node).RenameStmt.relation);
+        if (t) return { respond: await renameWinnowIndex(ctx, this.mgr, q.text, t, (st.stmt as Node).RenameStmt.newname) };
+      }
+      if (st.kind === 'ReindexStmt' && (st.stmt as Node).ReindexStmt.kind === 'REINDEX_OBJECT_INDEX') {
+        const t = await winnowIndexNamed(ctx, this.mgr, (st.stmt as Node).ReindexStmt.relation);
+        if (t) return { respond: await reindexWinnowIndex(ctx, this.mgr, q.text, t) };
       }
       if (st.kind === 'SelectStmt') {
         let planned: string | null = null;

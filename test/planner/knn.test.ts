@@ -195,6 +195,19 @@ test('bad index definitions get clear errors and change nothing', async () => {
   expect(meta.rows[0].n).toBe(1);
 });
 
+test('ALTER INDEX … RENAME and REINDEX of a Winnow index', async () => {
+  await c.query('ALTER INDEX items_v_idx RENAME TO items_vec');
+  expect((await d.query(`SELECT name FROM winnow.indexes`)).rows).toEqual([{ name: 'items_vec' }]);
+  expect((await d.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'items' ORDER BY 1`)).rows.map((x) => x.indexname)).toEqual(['items_pkey', 'items_vec']);
+  const q = randomVector(DIM, prng(41));
+  const before = plannerStats.nativeSearches;
+  expectSame(await viaWinnow('<=>', q, 5), await exact('<=>', q, 5));
+  await c.query('REINDEX INDEX items_vec');
+  expectSame(await viaWinnow('<=>', q, 5), await exact('<=>', q, 5));
+  expect(plannerStats.nativeSearches - before).toBe(2);
+  await c.query('ALTER INDEX items_vec RENAME TO items_v_idx');
+});
+
 test('DROP INDEX removes the index, the placeholder, and the slot with the last index', async () => {
   await c.query(`CREATE INDEX items_l2 ON items USING ivfflat (v vector_l2_ops) WITH (lists = 10)`);
   const q = randomVector(DIM, prng(15));
