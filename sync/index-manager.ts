@@ -109,6 +109,16 @@ export class IndexManager {
   }
 }
 
+/**
+ * pgvector does not index zero vectors under cosine (they have no direction; its distance is NaN), and the
+ * native index rejects them: such rows are left out of the index, as in pgvector.
+ */
+export function isIndexable(metric: Metric, v: Float32Array, offset = 0, dim = v.length): boolean {
+  if (metric !== 'cos') return true;
+  for (let i = offset; i < offset + dim; i++) if (v[i] !== 0) return true;
+  return false;
+}
+
 function safeName(s: string): string {
   return encodeURIComponent(s).replace(/\./g, '%2E');
 }
@@ -341,15 +351,21 @@ export class DatabaseIndexes {
         if (n === 0) break;
         const ids = new BigInt64Array(n);
         const vecs = new Float32Array(n * meta.dim);
+        let kept = 0;
         for (let i = 0; i < n; i++) {
           const row = r.rows[i] as unknown as string[];
-          ids[i] = BigInt(row[0]);
-          const { dim } = decodeFloat4Array(Buffer.from(row[1], 'hex'), vecs, i * meta.dim);
-          if (dim !== meta.dim) throw new Error(`row ${ids[i]} has ${dim} dimensions, index expects ${meta.dim}`);
+          const id = BigInt(row[0]);
+          last = id;
+          const { dim } = decodeFloat4Array(Buffer.from(row[1], 'hex'), vecs, kept * meta.dim);
+          if (dim !== meta.dim) throw new Error(`row ${id} has ${dim} dimensions, index expects ${meta.dim}`);
+          if (!isIndexable(meta.metric, vecs, kept * meta.dim, meta.dim)) continue;
+          ids[kept++] = id;
         }
-        await li.index.add(ids, vecs);
-        if (sample.length < 20) sample.push(vecs);
-        last = ids[n - 1];
+        if (kept > 0) {
+          const keptVecs = vecs.subarray(0, kept * meta.dim);
+          await li.index.add(ids.subarray(0, kept), keptVecs);
+          if (sample.length < 20) sample.push(keptVecs);
+        }
         li.progress = { phase: 'scanning table', done: li.progress.done + n, total };
         onProgress?.(li.progress);
         if (n < batch) break;
@@ -624,7 +640,7 @@ export class DatabaseIndexes {
       const addIds: bigint[] = [];
       const addVecs: Float32Array[] = [];
       for (const [id, v] of p.upserts) {
-        if (v === null || v.length !== li.meta.dim) del.push(id);
+        if (v === null || v.length !== li.meta.dim || !isIndexable(li.meta.metric, v)) del.push(id);
         else {
           addIds.push(id);
           addVecs.push(v);

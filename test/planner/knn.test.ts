@@ -131,6 +131,33 @@ test('inserts, updates and deletes from another connection are visible to the ne
   expect((await viaWinnow('<=>', q, 4)).map((x) => x.id)).not.toContain('100005');
 });
 
+test('zero vectors are left out of a cosine index, as in pgvector, and do not stall the build or the sync', async () => {
+  const zero = `[${new Array(DIM).fill(0).join(',')}]`;
+  const zeroArr = `{${new Array(DIM).fill(0).join(',')}}`;
+  await d.query(`INSERT INTO items VALUES (200001, 1, '${zeroArr}')`);
+  await d.query(`UPDATE items SET v = '${zeroArr}' WHERE id = 7`);
+  const q = randomVector(DIM, prng(15));
+  await d.query(`INSERT INTO items VALUES (200002, 1, '${q.arr}')`);
+  // The change after the zero vectors was applied: the sync did not stop at them.
+  const top = await viaWinnow('<=>', q, 20);
+  expect(top[0].id).toBe('200002');
+  expect(top.map((x) => x.id)).not.toContain('200001');
+  expect(top.map((x) => x.id)).not.toContain('7');
+  const db = await h.mgr.forDatabase(h.db.user, h.db.database);
+  const li = db.indexes.get('public.items_v_idx')!;
+  const nonZero = Number((await d.query(`SELECT count(*) FROM items WHERE v <> '${zeroArr}'`)).rows[0].count);
+  expect(li.index.size).toBe(nonZero);
+  // A fresh build over a table that holds zero vectors succeeds and leaves them out too.
+  await c.query(`CREATE TABLE zeros (id int PRIMARY KEY, v vector(${DIM}))`);
+  await c.query(`INSERT INTO zeros VALUES (1, '${zero}'), (2, '${q.pgv}')`);
+  await c.query(`CREATE INDEX zeros_v_idx ON zeros USING winnow (v vector_cosine_ops)`);
+  const r = await c.query(`SELECT id FROM zeros ORDER BY v <=> '${q.pgv}' LIMIT 5`);
+  expect(r.rows.map((x) => x.id)).toEqual([2]);
+  await c.query('DROP INDEX zeros_v_idx');
+  await c.query('DROP TABLE zeros');
+  await d.query('DELETE FROM items WHERE id IN (200001, 200002)');
+});
+
 test('extended protocol: parameterised query vector and LIMIT, named statements reused, transaction blocks exact', async () => {
   const rnd = prng(21);
   const before = plannerStats.nativeSearches;
