@@ -53,6 +53,9 @@ function errorFrame(e: PgvectorError): Buffer {
   return ErrorResponse({ severity: 'ERROR', code: e.code, message: e.message, ...(e.detail ? { detail: e.detail } : {}) } as never);
 }
 
+/** Statement kinds whose rewrite needs no catalog query beyond cached tables (rewriteSync). */
+const SYNC_KINDS = new Set(['SelectStmt', 'InsertStmt', 'UpdateStmt', 'DeleteStmt', 'TransactionStmt', 'VariableSetStmt', 'VariableShowStmt', 'CopyStmt', 'ExplainStmt']);
+
 function hasParams(node: unknown): boolean {
   if (Array.isArray(node)) return node.some(hasParams);
   if (node === null || typeof node !== 'object') return false;
@@ -231,8 +234,46 @@ export class VectorSession implements StatementHandler {
     return { sql: r.sql, changed: r.changed, params: r.params };
   }
 
-  async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
+  /**
+   * The rewrite decided without any catalog query (types known, every named table cached, no
+   * extension command, DDL or SQL-level PREPARE/EXECUTE), or null when rewrite() must run. Same result
+   * as rewrite() for the statements it accepts; it lets hooks answer synchronously, so a plain
+   * statement does not hold the client's batch behind a Promise.
+   */
+  private rewriteSync(parsed: ParseResult): { sql: string; changed: boolean; params?: Map<number, VectorKind> } | null {
+    if (!parsed.ok) return { sql: parsed.text, changed: false };
+    const types = this.types;
+    if (!types || (types.size === 0 && Date.now() - this.typesCheckedAt >= 1000)) return null;
+    const statements = parsed.statements;
+    for (const s of statements) {
+      if (!SYNC_KINDS.has(s.kind) || extensionCommand(s.stmt as Node)) return null;
+    }
+    if (types.size === 0) return { sql: parsed.text, changed: false };
+    const rels = new Set<string>();
+    collectRelnames(statements.map((s) => s.stmt), rels);
+    for (const n of rels) if (!this.tables.has(n)) return null;
+    this.prepared = new Map();
+    const r = rewriteStatements(parsed.text, statements, this.catalog(), []);
+    if (!r.ok) return null;
+    return { sql: r.sql, changed: r.changed, params: r.params };
+  }
+
+  onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
     this.pending.push({ t: 'query' });
+    const p = q.parsed;
+    if (!p.ok || p.statements.length !== 1 || p.statements[0].kind !== 'CopyStmt') {
+      const r = this.rewriteSync(p);
+      if (r) {
+        this.pendingCopy = null;
+        this.pendingCopyBinary = false;
+        this.pendingCopyTypmods = [];
+        return r.changed ? { forward: [serialize.query(r.sql)] } : undefined;
+      }
+    }
+    return this.onQueryAsync(ctx, q);
+  }
+
+  private async onQueryAsync(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
     const r = await this.rewrite(ctx, q.parsed);
     await this.prepareCopy(ctx, q.parsed);
     if ('error' in r) return { forward: [serialize.query(r.sql)] };
@@ -240,13 +281,34 @@ export class VectorSession implements StatementHandler {
     return { forward: [serialize.query(r.sql)] };
   }
 
-  async onParse(ctx: SessionContext, p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
+  onParse(ctx: SessionContext, p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
+    const r = this.rewriteSync(p.parsed);
+    // Synchronous when no catalog query is needed: no types at all, or parameter types already known.
+    if (r && (!this.types!.size || !this.needsParamProbe(p) || this.paramCache.has(r.sql))) return this.finishParse(p, r, p.paramTypes.slice(), this.needsParamProbe(p) ? this.paramCache.get(r.sql) : undefined);
+    return this.onParseAsync(ctx, p);
+  }
+
+  private needsParamProbe(p: { paramTypes: number[]; parsed: ParseResult }): boolean {
+    return !!this.types?.size && p.parsed.ok && hasParams(p.parsed.statements.map((s) => s.stmt)) && p.paramTypes.every((t) => t === 0 || !this.types!.has(t));
+  }
+
+  private async onParseAsync(ctx: SessionContext, p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
     const r = await this.rewrite(ctx, p.parsed);
     if ('error' in r) return { forward: this.injectError(r.error) };
     // Learn the parameter types Postgres infers, so Bind values of vector type can be translated.
-    let types = p.paramTypes.slice();
-    if (this.types?.size && p.parsed.ok && hasParams(p.parsed.statements.map((s) => s.stmt)) && types.every((t) => t === 0 || !this.types!.has(t))) {
-      const learned = await this.learnParamTypes(ctx, r.sql);
+    const types = p.paramTypes.slice();
+    const learned = this.needsParamProbe(p) ? await this.learnParamTypes(ctx, r.sql) : undefined;
+    return this.finishParse(p, r, types, learned);
+  }
+
+  private finishParse(
+    p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer },
+    r: { sql: string; changed: boolean; params?: Map<number, VectorKind> },
+    given: number[],
+    learned: number[] | null | undefined,
+  ): FrontendAction {
+    let types = given;
+    if (learned !== undefined) {
       if (learned) types = learned.map((t, i) => (types[i] ? types[i] : t));
       else if (r.params?.size) {
         // No probe possible (unsynced batch): use the types the statement itself shows ($1::vector, col <-> $1, …).
@@ -315,10 +377,16 @@ export class VectorSession implements StatementHandler {
   }
 
   onBind(_ctx: SessionContext, frame: Buffer): FrontendAction {
+    if (!this.types?.size) {
+      // No vector types: nothing to translate in the parameters, and no statement has described
+      // fields (no Describe is injected), so BindComplete leaves no result columns to translate.
+      this.pending.push({ t: 'bind', stmt: bindStatementName(frame), formats: NO_FORMATS });
+      return undefined;
+    }
     const b = decodeBind(frame);
     this.pending.push({ t: 'bind', stmt: b.statement, formats: b.resultFormats });
     const types = this.stmtParams.get(b.statement);
-    if (!types || !this.types?.size) return undefined;
+    if (!types || !types.some((t) => this.types!.has(t))) return undefined;
     let changed = false;
     let params: (Buffer | null)[];
     try {
@@ -586,6 +654,15 @@ export class VectorSession implements StatementHandler {
     const kinds = fields.map((f) => this.types?.get(f.typeOid) ?? (this.arrayTypes.has(f.typeOid) ? ('array' as const) : undefined));
     return { kinds, formats, any: kinds.some(Boolean) };
   }
+}
+
+const NO_FORMATS: number[] = [];
+
+/** The statement name of a Bind frame (portal and statement are its first two C strings). */
+export function bindStatementName(frame: Buffer): string {
+  const p = frame.indexOf(0, 5) + 1;
+  const e = frame.indexOf(0, p);
+  return frame.toString('utf8', p, e);
 }
 
 /** Text of a vector[] ('{"{1,2}","{3,4}"}') -> pgvector's ('{"[1,2]","[3,4]"}'). */

@@ -9,7 +9,7 @@ import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../../server/session.ts';
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseStatement, type ParseResult } from '../parse.ts';
-import { VectorSession } from '../vector-session.ts';
+import { VectorSession, bindStatementName } from '../vector-session.ts';
 import { quoteLiteral } from '../migrations.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { IndexManager, LiveIndex } from '../../sync/index-manager.ts';
@@ -86,7 +86,44 @@ export class PlannerSession implements StatementHandler {
     this.gucs[key] = v.kind === 'VAR_SET_VALUE' && a ? String(a.ival?.ival ?? a.sval?.sval ?? a.fval?.fval ?? 0) : null;
   }
 
-  async onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
+  /**
+   * True when handleQuery would hand the statement to VectorSession without doing anything itself:
+   * lets onQuery stay synchronous for ordinary statements (a Promise holds the client's later messages).
+   */
+  private plainQuery(q: { text: string; parsed: ParseResult }): boolean {
+    const p = q.parsed;
+    if (!p.ok || p.statements.length !== 1) return true;
+    const st = p.statements[0];
+    const n = st.stmt as Node;
+    switch (st.kind) {
+      case 'VariableSetStmt':
+        this.trackSet(n);
+        return true;
+      case 'InsertStmt':
+      case 'UpdateStmt':
+      case 'DeleteStmt':
+      case 'TransactionStmt':
+      case 'CopyStmt':
+        return !isWinnowIndexStmt(n);
+      case 'SelectStmt': {
+        try {
+          const pat = recognizeKnn(q.text, n, st.location, st.length);
+          return !pat || !!pat.limitParam;
+        } catch {
+          return false; // handleQuery logs it and runs the query in Postgres
+        }
+      }
+      default:
+        return false;
+    }
+  }
+
+  onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
+    if (this.plainQuery(q)) return this.inner.onQuery(ctx, q);
+    return this.onQueryAsync(ctx, q);
+  }
+
+  private async onQueryAsync(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): Promise<FrontendAction> {
     let r: FrontendAction | 'inner';
     try {
       r = await this.handleQuery(ctx, q);
@@ -261,8 +298,25 @@ export class PlannerSession implements StatementHandler {
    * parameterised rewritten form (rewriteKnnParams); each Bind searches the index and appends the
    * ids/distances parameters (plan once, run many).
    */
-  async onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]): Promise<FrontendAction> {
+  onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]): FrontendAction | Promise<FrontendAction> {
     this.prepared.delete(p.name);
+    // Not a nearest-neighbour query with a parameter vector: VectorSession's hook, synchronously if it can.
+    if (!this.knnParamPattern(p)) return this.inner.onParse(ctx, p);
+    return this.onParseAsync(ctx, p);
+  }
+
+  private knnParamPattern(p: { text: string; parsed: ParseResult }): boolean {
+    if (!p.parsed.ok || p.parsed.statements.length !== 1 || p.parsed.statements[0].kind !== 'SelectStmt') return false;
+    const st = p.parsed.statements[0];
+    try {
+      const pat = recognizeKnn(p.text, st.stmt, st.location, st.length);
+      return !!pat && 'param' in pat.query;
+    } catch {
+      return true; // planParse reports it and falls back
+    }
+  }
+
+  private async onParseAsync(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]): Promise<FrontendAction> {
     let planned: { text: string; types: number[] } | null = null;
     try {
       planned = await this.planParse(ctx, p);
@@ -298,7 +352,13 @@ export class PlannerSession implements StatementHandler {
     return null;
   }
 
-  async onBind(ctx: SessionContext, f: Buffer): Promise<FrontendAction> {
+  onBind(ctx: SessionContext, f: Buffer): FrontendAction | Promise<FrontendAction> {
+    // Statements the planner did not prepare: no decode here, VectorSession answers synchronously.
+    if (this.prepared.size === 0 || !this.prepared.has(bindStatementName(f))) return this.inner.onBind(ctx, f);
+    return this.onPlannedBind(ctx, f);
+  }
+
+  private async onPlannedBind(ctx: SessionContext, f: Buffer): Promise<FrontendAction> {
     const b = decodeBind(f);
     const prep = this.prepared.get(b.statement);
     if (!prep) return this.inner.onBind(ctx, f);
