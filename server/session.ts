@@ -260,15 +260,21 @@ export class Session implements SessionContext {
   }
 
   private applyBackendHook(h: NonNullable<StatementHandler['onBackendMessage']>, frames: Buffer[]): Buffer[] {
-    const out: Buffer[] = [];
-    for (const f of frames) {
+    // Common case: the hook keeps every message, and the frames go out as they came (no new array).
+    let out: Buffer[] | null = null;
+    for (let i = 0; i < frames.length; i++) {
+      const f = frames[i];
       const r = h.call(this.handler, this, f);
-      if (r === undefined) out.push(f);
-      else if (r === null) continue;
+      if (r === undefined) {
+        out?.push(f);
+        continue;
+      }
+      out ??= frames.slice(0, i);
+      if (r === null) continue;
       else if (Array.isArray(r)) out.push(...r);
       else out.push(r);
     }
-    return out;
+    return out ?? frames;
   }
 
   private watchStartup(frames: Buffer[]): void {

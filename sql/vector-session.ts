@@ -524,8 +524,14 @@ export class VectorSession implements StatementHandler {
     }
     switch (frame[0]) {
       case B.RowDescription: {
-        const fields = decodeRowDescription(frame);
         const head = this.pending[0];
+        if (head?.t !== 'describeS' && !this.types?.size) {
+          // No vector types: no column to translate (kindsOf would find none), nothing to remember.
+          if (head?.t === 'describeP') this.pending.shift();
+          this.current = null;
+          return undefined;
+        }
+        const fields = decodeRowDescription(frame);
         if (head?.t === 'describeS') {
           this.stmtFields.set(head.name, fields);
           this.pending.shift();
