@@ -11,7 +11,7 @@
 //  - COPY … FROM STDIN / TO STDOUT (text format) of tables with vector columns translated row by row.
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../server/session.ts';
 import {
-  B, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
+  B, Bind, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
   decodeTarget, type FieldDescription,
 } from '../server/protocol/messages.ts';
 import { serialize } from 'pg-protocol';
@@ -403,7 +403,7 @@ export class VectorSession implements StatementHandler {
       return { forward: this.injectError(err) };
     }
     if (!changed) return undefined;
-    return { forward: [encodeBind(b.portal, b.statement, b.paramFormats, params, b.resultFormats)] };
+    return { forward: [Bind({ ...b, params })] };
   }
 
   onDescribe(_ctx: SessionContext, frame: Buffer): FrontendAction {
@@ -878,31 +878,6 @@ function commandComplete(tag: string): Buffer {
   return out;
 }
 
-function encodeBind(portal: string, statement: string, paramFormats: number[], params: (Buffer | null)[], resultFormats: number[]): Buffer {
-  const parts: Buffer[] = [];
-  const cstr = (s: string) => Buffer.from(s + '\0', 'utf8');
-  const i16 = (n: number) => {
-    const b = Buffer.alloc(2);
-    b.writeInt16BE(n);
-    return b;
-  };
-  const i32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(n);
-    return b;
-  };
-  parts.push(cstr(portal), cstr(statement), i16(paramFormats.length), ...paramFormats.map(i16), i16(params.length));
-  for (const p of params) {
-    if (p === null) parts.push(i32(-1));
-    else parts.push(i32(p.length), p);
-  }
-  parts.push(i16(resultFormats.length), ...resultFormats.map(i16));
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(5);
-  head[0] = 0x42;
-  head.writeInt32BE(4 + body.length, 1);
-  return Buffer.concat([head, body]);
-}
 
 /** The factory to pass to startWinnow({ handlerFactory }). */
 export const vectorSessionFactory: StatementHandlerFactory = () => new VectorSession();

@@ -153,6 +153,20 @@ export function decodeBind(frame: Buffer): BindMessage {
   return { portal, statement, paramFormats, params, resultFormats };
 }
 
+/** Bind, for frontend messages Winnow rewrites (the inverse of decodeBind). */
+export function Bind(m: BindMessage): Buffer {
+  const w = new Writer().addCString(m.portal).addCString(m.statement).addInt16(m.paramFormats.length);
+  for (const f of m.paramFormats) w.addInt16(f);
+  w.addInt16(m.params.length);
+  for (const p of m.params) {
+    if (p === null) w.addInt32(-1);
+    else w.addInt32(p.length).add(p);
+  }
+  w.addInt16(m.resultFormats.length);
+  for (const f of m.resultFormats) w.addInt16(f);
+  return w.flush(0x42);
+}
+
 /** Describe / Close: 'S' (statement) or 'P' (portal) + name. */
 export function decodeTarget(frame: Buffer): { target: 'S' | 'P'; name: string } {
   const t = String.fromCharCode(frame[5]);

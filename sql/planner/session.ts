@@ -15,7 +15,7 @@ import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowI
 import type { IndexManager, LiveIndex } from '../../sync/index-manager.ts';
 import { bigIntToLsn, lsnToBigInt } from '../../sync/pgoutput.ts';
 import { parseVectorLiteral, quoteIdent, recognizeKnn, rewriteKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
-import { decodeBind } from '../../server/protocol/messages.ts';
+import { Bind, decodeBind } from '../../server/protocol/messages.ts';
 import { DEFAULT_K_FACTOR, DEFAULT_NPROBE } from '../../native/index.ts';
 
 type Node = Record<string, any>;
@@ -395,7 +395,7 @@ export class PlannerSession implements StatementHandler {
     params.push(ids === null ? null : Buffer.from(ids), dists === null ? null : Buffer.from(dists));
     const formats = Array.from({ length: nParams }, (_, i) => fmt(i));
     formats.push(0, 0);
-    const frame = encodeBind(b.portal, b.statement, formats, params, b.resultFormats);
+    const frame = Bind({ ...b, paramFormats: formats, params });
     const r = await this.inner.onBind(ctx, frame);
     return r ?? { forward: [frame] };
   }
@@ -438,23 +438,6 @@ function pgvectorBinary(b: Buffer): Float32Array | null {
   return out;
 }
 
-function encodeBind(portal: string, statement: string, paramFormats: number[], params: (Buffer | null)[], resultFormats: number[]): Buffer {
-  const parts: Buffer[] = [];
-  const cstr = (s: string) => Buffer.from(s + '\0', 'utf8');
-  const i16 = (n: number) => { const b = Buffer.alloc(2); b.writeInt16BE(n); return b; };
-  const i32 = (n: number) => { const b = Buffer.alloc(4); b.writeInt32BE(n); return b; };
-  parts.push(cstr(portal), cstr(statement), i16(paramFormats.length), ...paramFormats.map(i16), i16(params.length));
-  for (const p of params) {
-    if (p === null) parts.push(i32(-1));
-    else parts.push(i32(p.length), p);
-  }
-  parts.push(i16(resultFormats.length), ...resultFormats.map(i16));
-  const body = Buffer.concat(parts);
-  const head = Buffer.alloc(5);
-  head[0] = 0x42;
-  head.writeInt32BE(body.length + 4, 1);
-  return Buffer.concat([head, body]);
-}
 
 function minLoc(n: unknown): number {
   let min = Infinity;
