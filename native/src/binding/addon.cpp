@@ -225,15 +225,22 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     return w->promise();
   }
 
-  Napi::Value Add(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    auto ids = i64(info[0], "ids");
-    auto x = f32(info[1], "vectors");
+  // add/addSync: ids and vectors must describe the same number of rows of this index's dimension.
+  size_t checkAddArgs(Napi::Env env, const Napi::BigInt64Array& ids, const Napi::Float32Array& x) {
     const size_t d = idx_->config().d;
     size_t n = ids.ElementLength();
     if (x.ElementLength() != n * d)
       throw Napi::RangeError::New(env, "add: vectors length " + std::to_string(x.ElementLength()) + " != ids (" +
                                            std::to_string(n) + ") x dim (" + std::to_string(d) + ")");
+    return n;
+  }
+
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    auto ids = i64(info[0], "ids");
+    auto x = f32(info[1], "vectors");
+    const size_t d = idx_->config().d;
+    const size_t n = checkAddArgs(env, ids, x);
     size_t threads = uint_arg(info[2], "threads");
     auto vid = std::make_shared<std::vector<int64_t>>(ids.Data(), ids.Data() + n);
     auto vx = std::make_shared<std::vector<float>>(x.Data(), x.Data() + n * d);
@@ -249,11 +256,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     Napi::Env env = info.Env();
     auto ids = i64(info[0], "ids");
     auto x = f32(info[1], "vectors");
-    const size_t d = idx_->config().d;
-    size_t n = ids.ElementLength();
-    if (x.ElementLength() != n * d)
-      throw Napi::RangeError::New(env, "add: vectors length " + std::to_string(x.ElementLength()) + " != ids (" +
-                                           std::to_string(n) + ") x dim (" + std::to_string(d) + ")");
+    const size_t n = checkAddArgs(env, ids, x);
     guard(env, [&] { idx_->add(ids.Data(), x.Data(), n, 1); });
     return env.Undefined();
   }
