@@ -11,7 +11,7 @@
 //  - COPY … FROM STDIN / TO STDOUT (text format) of tables with vector columns translated row by row.
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../server/session.ts';
 import {
-  B, Bind, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
+  B, Bind, CommandComplete, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
   decodeTarget, type FieldDescription,
 } from '../server/protocol/messages.ts';
 import { serialize } from 'pg-protocol';
@@ -460,12 +460,12 @@ export class VectorSession implements StatementHandler {
       if (type === 0x64) {
         try {
           const out = st.binary.push(frame.subarray(5));
-          return { forward: out.length ? [copyDataBytes(out)] : [] };
+          return { forward: out.length ? [serialize.copyData(out)] : [] };
         } catch (err) {
           if (!(err instanceof PgvectorError)) throw err;
           this.copyIn = null;
           this.copyError = err;
-          return { forward: [copyFail(err.message)] };
+          return { forward: [serialize.copyFail(err.message)] };
         }
       }
       this.copyIn = null;
@@ -482,12 +482,12 @@ export class VectorSession implements StatementHandler {
       const lines = data.slice(0, lastNl).split('\n');
       try {
         const out = lines.map((l) => translateCopyLine(l, st.kinds, 'in', st.typmods)).join('\n') + '\n';
-        return { forward: [copyData(out)] };
+        return { forward: [copyDataText(out)] };
       } catch (err) {
         if (err instanceof PgvectorError) {
           this.copyIn = null;
           this.copyError = err;
-          return { forward: [copyFail(`${err.message}`)] };
+          return { forward: [serialize.copyFail(`${err.message}`)] };
         }
         throw err;
       }
@@ -497,11 +497,11 @@ export class VectorSession implements StatementHandler {
       this.copyIn = null;
       if (rest.length) {
         try {
-          return { forward: [copyData(translateCopyLine(rest, st.kinds, 'in', st.typmods)), frame] };
+          return { forward: [copyDataText(translateCopyLine(rest, st.kinds, 'in', st.typmods)), frame] };
         } catch (err) {
           if (!(err instanceof PgvectorError)) throw err;
           this.copyError = err;
-          return { forward: [copyFail(err.message)] };
+          return { forward: [serialize.copyFail(err.message)] };
         }
       }
       return undefined;
@@ -591,7 +591,7 @@ export class VectorSession implements StatementHandler {
           const t = this.tagReplace.shift()!;
           this.types = null;
           this.invalidate();
-          return commandComplete(t);
+          return CommandComplete(t);
         }
         return undefined;
       }
@@ -644,12 +644,12 @@ export class VectorSession implements StatementHandler {
         if (!this.copyOutKinds) return undefined;
         if (this.copyOutBinary) {
           const out = this.copyOutBinary.push(frame.subarray(5));
-          return out.length ? copyDataBytes(out) : null;
+          return out.length ? serialize.copyData(out) : null;
         }
         const text = frame.toString('utf8', 5);
         const nl = text.endsWith('\n');
         const body = nl ? text.slice(0, -1) : text;
-        return copyData(translateCopyLine(body, this.copyOutKinds, 'out') + (nl ? '\n' : ''));
+        return copyDataText(translateCopyLine(body, this.copyOutKinds, 'out') + (nl ? '\n' : ''));
       }
       default:
         return undefined;
@@ -843,41 +843,12 @@ export class BinaryCopyTranslator {
   }
 }
 
-function copyDataBytes(body: Buffer): Buffer {
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = 0x64;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
-function copyData(text: string): Buffer {
-  const body = Buffer.from(text, 'utf8');
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = 0x64;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
-function copyFail(message: string): Buffer {
-  const body = Buffer.from(message + '\0', 'utf8');
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = 0x66;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
-function commandComplete(tag: string): Buffer {
-  const body = Buffer.from(tag + '\0', 'utf8');
-  const out = Buffer.alloc(5 + body.length);
-  out[0] = 0x43;
-  out.writeInt32BE(4 + body.length, 1);
-  body.copy(out, 5);
-  return out;
-}
 
 
 /** The factory to pass to startWinnow({ handlerFactory }). */
 export const vectorSessionFactory: StatementHandlerFactory = () => new VectorSession();
+
+const copyDataText = (text: string): Buffer => serialize.copyData(Buffer.from(text, 'utf8'));
