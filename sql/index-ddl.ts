@@ -8,8 +8,7 @@ import type { SessionContext } from '../server/session.ts';
 import { CommandComplete, ErrorResponse, NoticeResponse, type ErrorFields } from '../server/protocol/messages.ts';
 import type { IndexManager, IndexMeta } from '../sync/index-manager.ts';
 import type { Metric } from '../native/index.ts';
-import { quoteIdent } from './planner/recognize.ts';
-import { quoteLiteral } from './migrations.ts';
+import { quoteIdent, quoteLiteral } from './quote.ts';
 
 type Node = Record<string, any>;
 

@@ -8,6 +8,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { quoteLiteral } from './quote.ts';
 
 export const MIGRATIONS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'migrations');
 
@@ -69,9 +70,6 @@ export async function applyMigrations(query: QueryFn, opts: { inTransaction?: bo
   }
 }
 
-export function quoteLiteral(s: string): string {
-  return `'${s.replace(/'/g, "''")}'`;
-}
 
 function dollarQuote(s: string): string {
   let tag = 'winnow';

@@ -17,6 +17,7 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { VectorIndex, type Metric } from '../native/index.ts';
 import { decodeFloat4Array, decodeKey, decodePgOutput, lsnToBigInt, bigIntToLsn, type TupleValue } from './pgoutput.ts';
+import { quoteIdent } from '../sql/quote.ts';
 
 export const PUBLICATION = 'winnow_indexed';
 /** Below this many rows an index is not trained: searches are exact brute force (measured, see README). */
@@ -701,6 +702,3 @@ export class DatabaseIndexes {
   }
 }
 
-export function quoteIdent(s: string): string {
-  return /^[a-z_][a-z0-9_]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
-}

@@ -11,6 +11,7 @@
 // The text is rebuilt from byte slices of the original (never deparsed), so everything else in the
 // select list and WHERE reaches Postgres exactly as the client wrote it.
 import type { Metric } from '../../native/index.ts';
+import { quoteIdent } from '../quote.ts';
 
 type Node = Record<string, any>;
 
@@ -185,9 +186,6 @@ export function recognizeKnn(text: string, stmt: Node, stmtLocation: number, stm
   };
 }
 
-export function quoteIdent(s: string): string {
-  return /^[a-z_][a-z0-9_$]*$/.test(s) ? s : `"${s.replace(/"/g, '""')}"`;
-}
 
 /** The rewritten statement given the index's answer (ids in distance order, their distances). */
 export function rewriteKnn(p: KnnPattern, keyColumn: string, ids: BigInt64Array | bigint[], dists: ArrayLike<number>): string {

@@ -10,11 +10,11 @@ import type { FrontendAction, SessionContext, StatementHandler, StatementHandler
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseStatement, type ParseResult } from '../parse.ts';
 import { VectorSession, bindStatementName } from '../vector-session.ts';
-import { quoteLiteral } from '../migrations.ts';
+import { quoteIdent, quoteLiteral } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { IndexManager, LiveIndex } from '../../sync/index-manager.ts';
 import { bigIntToLsn, lsnToBigInt } from '../../sync/pgoutput.ts';
-import { parseVectorLiteral, quoteIdent, recognizeKnn, rewriteKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
+import { parseVectorLiteral, recognizeKnn, rewriteKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { Bind, decodeBind } from '../../server/protocol/messages.ts';
 import { DEFAULT_K_FACTOR, DEFAULT_NPROBE } from '../../native/index.ts';
 

@@ -158,6 +158,19 @@ test('zero vectors are left out of a cosine index, as in pgvector, and do not st
   await d.query('DELETE FROM items WHERE id IN (200001, 200002)');
 });
 
+test('tables and columns named with reserved words are indexed, followed and planned', async () => {
+  await c.query(`CREATE TABLE "select" ("user" bigint PRIMARY KEY, "order" vector(3))`);
+  await c.query(`INSERT INTO "select" VALUES (1, '[1,0,0]'), (2, '[0,1,0]'), (3, '[0,0,1]')`);
+  await c.query(`CREATE INDEX "from" ON "select" USING winnow ("order" vector_l2_ops)`);
+  await d.query(`INSERT INTO "select" VALUES (4, '{0.9,0.1,0}')`);
+  const r = await c.query(`SELECT "user" FROM "select" ORDER BY "order" <-> '[1,0,0]' LIMIT 2`);
+  expect(r.rows.map((x) => String(x.user))).toEqual(['1', '4']);
+  const ex = await c.query(`EXPLAIN SELECT "user" FROM "select" ORDER BY "order" <-> '[1,0,0]' LIMIT 2`);
+  expect(ex.rows.map((x) => x['QUERY PLAN']).join('\n')).toContain('Winnow KNN Scan using from');
+  await c.query(`DROP INDEX "from"`);
+  await c.query(`DROP TABLE "select"`);
+});
+
 test('extended protocol: parameterised query vector and LIMIT, named statements reused, transaction blocks exact', async () => {
   const rnd = prng(21);
   const before = plannerStats.nativeSearches;
