@@ -8,7 +8,7 @@
 import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../../server/session.ts';
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
-import { parseStatement, type ParseResult } from '../parse.ts';
+import { parseStatement, parseUncached, type ParseResult } from '../parse.ts';
 import { VectorSession, bindStatementName } from '../vector-session.ts';
 import { quoteIdent, quoteLiteral } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
@@ -166,7 +166,9 @@ export class PlannerSession implements StatementHandler {
           plannerStats.exactFallbacks++;
         }
         if (planned) {
-          const parsed = parseStatement(planned);
+          // The rewritten text carries this query's ids and distances: it never repeats, so it must not
+          // take a place in the shared parse cache from the statements that do.
+          const parsed = parseUncached(planned);
           const frame = serialize.query(planned);
           const r = await this.inner.onQuery(ctx, { text: planned, parsed, frame });
           return r ?? { forward: [frame] };

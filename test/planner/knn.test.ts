@@ -4,6 +4,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
+import { sharedParseCache } from '../../sql/parse.ts';
 import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
@@ -74,6 +75,14 @@ test('ORDER BY v <=> q LIMIT k is answered through the index and equals the exac
   expect(String(r.rows[0].v)).toMatch(/^\[/);
   // Another metric with no index: plain Postgres, still exact.
   expectSame(await viaWinnow('<->', q, 5), await exact('<->', q, 5));
+});
+
+test('rewritten statements (one-off texts with ids) do not take places in the shared parse cache', async () => {
+  const rnd = prng(16);
+  const before = sharedParseCache.size;
+  for (let i = 0; i < 5; i++) await viaWinnow('<=>', randomVector(DIM, rnd), 3);
+  // Five new client texts are cached; their five rewritten forms are not.
+  expect(sharedParseCache.size - before).toBe(5);
 });
 
 test('WHERE filters (pre-filter) return min(k, matches) in distance order', async () => {
