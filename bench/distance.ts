@@ -57,7 +57,7 @@ async function main() {
     '',
     'Each query is `SELECT sum(v <op> q) FROM t`: one sequential scan evaluating the operator on every row with',
     "Winnow's SQL/PL/pgSQL implementation (float4 accumulation, bit-identical to pgvector). pgvector's C needs about",
-    '1 µs per 512-d row; vector queries on a column with a Winnow index are answered by the native index instead.',
+    '1 µs per 512-d row (an estimate, not measured here); vector queries on a column with a Winnow index are answered by the native index instead.',
     '',
     '| dims | operator | rows | best ms | µs per row |',
     '|---:|---|---:|---:|---:|',
