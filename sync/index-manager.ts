@@ -307,10 +307,14 @@ export class DatabaseIndexes {
     }
   }
 
-  /** currentLsn() and whether the table has row-level security enabled, in one round trip. */
-  async currentLsnAndRls(relid: number): Promise<{ lsn: bigint; rls: boolean }> {
-    const { rows } = await this.query('SELECT pg_current_wal_lsn()::text AS l, (SELECT relrowsecurity FROM pg_class WHERE oid = $1) AS r', [relid]);
-    return { lsn: lsnToBigInt(rows[0].l), rls: rows[0].r === true };
+  /**
+   * currentLsn(), whether the table has row-level security enabled and whether `role` may SELECT from
+   * it (table-level privilege; false when not given), in one round trip.
+   */
+  async currentLsnAndRls(relid: number, role?: string): Promise<{ lsn: bigint; rls: boolean; canSelect: boolean }> {
+    const { rows } = await this.query(`SELECT pg_current_wal_lsn()::text AS l, (SELECT relrowsecurity FROM pg_class WHERE oid = $1) AS r,
+      CASE WHEN $2::text IS NULL THEN false ELSE (SELECT has_table_privilege(r.oid, $1::oid, 'SELECT') FROM pg_roles r WHERE r.rolname = $2::text) END AS s`, [relid, role ?? null]);
+    return { lsn: lsnToBigInt(rows[0].l), rls: rows[0].r === true, canSelect: rows[0].s === true };
   }
 
   hasTable(relid: number): boolean {

@@ -1,0 +1,24 @@
+// One native search for a planned query: unfiltered, or restricted to a sorted list of allowed ids.
+import type { LiveIndex } from '../../sync/index-manager.ts';
+import type { KnnSettings } from './settings.ts';
+
+/** Filtered searches over at most this many floats (allowed ids × dim) are exact brute force (~3 ms at 512 dims, 8k ids). */
+export const FILTER_EXACT_BELOW_FLOATS = 4_000_000;
+export const FILTER_K_FACTOR_MULT = 3;
+
+/** Process-wide counters (tests and SHOW winnow.index_status). */
+export const plannerStats = { nativeSearches: 0, exactFallbacks: 0 };
+
+export function searchIndex(li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, filter?: BigInt64Array): { ids: BigInt64Array; distances: Float32Array } {
+  plannerStats.nativeSearches++;
+  if (k === 0 || (filter && filter.length === 0)) return { ids: new BigInt64Array(0), distances: new Float32Array(0) };
+  // Filtered: the IVF filter stage ranks fewer true neighbours per probed list, so refine more
+  // candidates, and answer exactly (brute force over the allowed ids) up to FILTER_EXACT_BELOW ids.
+  const r = filter
+    ? li.index.search(vec, { k, nprobe: s.nprobe * 2, kFactor: s.kFactor * FILTER_K_FACTOR_MULT, filter, bruteForceBelow: Math.floor(FILTER_EXACT_BELOW_FLOATS / li.meta.dim) })
+    : li.index.search(vec, { k, nprobe: s.nprobe, kFactor: s.kFactor });
+  let n = r.ids.length;
+  while (n > 0 && r.ids[n - 1] === -1n) n--;
+  return { ids: r.ids.subarray(0, n), distances: r.distances.subarray(0, n) };
+}
+

@@ -1,0 +1,49 @@
+// Search settings a session chooses with SET: Winnow's own GUCs and pgvector's, mapped onto them.
+//
+// They are tracked from the session's SET statements (not read back with current_setting), because
+// at Bind time no internal query can run on the session's connection.
+import { DEFAULT_K_FACTOR, DEFAULT_NPROBE } from '../../native/index.ts';
+
+type Node = Record<string, any>;
+
+export interface KnnSettings { nprobe: number; kFactor: number }
+
+export interface SessionGucs { nprobe: string | null; kFactor: string | null; efSearch: string | null; probes: string | null }
+
+export const noGucs = (): SessionGucs => ({ nprobe: null, kFactor: null, efSearch: null, probes: null });
+
+const GUC_KEYS: Record<string, keyof SessionGucs> = {
+  'winnow.nprobe': 'nprobe', 'winnow.k_factor': 'kFactor', 'hnsw.ef_search': 'efSearch', 'ivfflat.probes': 'probes',
+};
+
+/** Applies a VariableSetStmt (SET / RESET / RESET ALL) to the tracked settings. */
+export function trackSet(gucs: SessionGucs, stmt: Node): void {
+  const v = stmt.VariableSetStmt;
+  if (!v) return;
+  const key = GUC_KEYS[String(v.name).toLowerCase()];
+  if (!key) {
+    if (v.kind === 'VAR_RESET_ALL') Object.assign(gucs, noGucs());
+    return;
+  }
+  const a = v.args?.[0]?.A_Const;
+  gucs[key] = v.kind === 'VAR_SET_VALUE' && a ? String(a.ival?.ival ?? a.sval?.sval ?? a.fval?.fval ?? 0) : null;
+}
+
+/** Settings from the session's GUCs (winnow.* win over pgvector's, which are mapped; see README). */
+export function settingsFrom(v: SessionGucs, k: number): KnnSettings {
+  let nprobe = DEFAULT_NPROBE;
+  let kFactor = DEFAULT_K_FACTOR;
+  const num = (s: string | null) => (s && /^\d+$/.test(s.trim()) ? Number(s) : null);
+  const ef = num(v.efSearch);
+  if (ef) {
+    // hnsw.ef_search (candidate list size, default 40): more candidates → more lists and refines.
+    nprobe = Math.max(8, Math.round((DEFAULT_NPROBE * ef) / 40));
+    kFactor = Math.max(2, Math.ceil(ef / Math.max(1, k)));
+  }
+  const probes = num(v.probes);
+  if (probes) nprobe = probes;
+  nprobe = num(v.nprobe) ?? nprobe;
+  kFactor = num(v.kFactor) ?? kFactor;
+  return { nprobe: Math.max(1, nprobe), kFactor: Math.max(1, kFactor) };
+}
+
