@@ -12,6 +12,7 @@ import type { DatabaseIndexes, LiveIndex } from '../../sync/index-manager.ts';
 import { parseVectorLiteral, recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { settingsFrom, type SessionGucs } from './settings.ts';
+import type { SessionVisibility } from './visibility.ts';
 
 type Node = Record<string, any>;
 type ParseArgs = Parameters<NonNullable<StatementHandler['onParse']>>[1];
@@ -24,6 +25,7 @@ export class PreparedKnnStatements {
     private gucs: SessionGucs,
     private db: (ctx: SessionContext) => Promise<DatabaseIndexes>,
     private cachedDb: () => DatabaseIndexes | null,
+    private visibility: SessionVisibility,
   ) {}
 
   onParse(ctx: SessionContext, p: ParseArgs): FrontendAction | Promise<FrontendAction> {
@@ -81,8 +83,11 @@ export class PreparedKnnStatements {
   }
 
   onBind(ctx: SessionContext, f: Buffer): FrontendAction | Promise<FrontendAction> {
+    const name = bindStatementName(f);
+    const stmt = ctx.preparedStatements.get(name);
+    if (stmt) this.visibility.note(stmt.parsed);
     // Statements the planner did not prepare: no decode here, VectorSession answers synchronously.
-    if (this.prepared.size === 0 || !this.prepared.has(bindStatementName(f))) return this.inner.onBind(ctx, f);
+    if (this.prepared.size === 0 || !this.prepared.has(name)) return this.inner.onBind(ctx, f);
     return this.onPlannedBind(ctx, f);
   }
 
@@ -106,8 +111,7 @@ export class PreparedKnnStatements {
     if (vec && k !== null && !pat.where && ctx.transactionStatus === 'I' && li.ready && vec.length === li.meta.dim && this.isLive(li)) {
       try {
         const db = await this.db(ctx);
-        const { lsn, rls } = await db.currentLsnAndRls(li.meta.relid);
-        await db.waitFor(lsn);
+        const { rls } = await this.visibility.forIndex(db, li, ctx.params.user);
         if (rls) throw new Error('row-level security on the table: exact execution under the role');
         const res = searchIndex(li, vec, k, settingsFrom(this.gucs, k));
         ids = `{${Array.from(res.ids, String).join(',')}}`;

@@ -10,16 +10,16 @@ import type { FrontendAction, SessionContext, StatementHandler, StatementHandler
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseUncached, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
-import { quoteIdent, quoteLiteral } from '../quote.ts';
+import { quoteIdent } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { DatabaseIndexes, IndexManager } from '../../sync/index-manager.ts';
-import { lsnToBigInt } from '../../sync/pgoutput.ts';
 import { parseVectorLiteral, recognizeKnn, rewriteKnn } from './recognize.ts';
 import { explainLines, selectStart, type PlanInfo } from './explain.ts';
 import { PreparedKnnStatements } from './prepared.ts';
 import { plannerStats, searchIndex } from './search.ts';
 import { noGucs, settingsFrom, trackSet } from './settings.ts';
 import { showStatus, statusShow } from './status.ts';
+import { SessionVisibility } from './visibility.ts';
 
 export { plannerStats } from './search.ts';
 export type { PlanInfo } from './explain.ts';
@@ -32,7 +32,8 @@ export class PlannerSession implements StatementHandler {
   /** winnow.* / pgvector settings SET in this session (read at Bind, where no internal query can run). */
   private gucs = noGucs();
   private dbCache: DatabaseIndexes | null = null;
-  private readonly extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache);
+  readonly visibility = new SessionVisibility();
+  private readonly extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility);
 
   constructor(private mgr: IndexManager) {}
 
@@ -74,6 +75,7 @@ export class PlannerSession implements StatementHandler {
   }
 
   onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
+    this.visibility.note(q.parsed);
     if (this.plainQuery(q)) return this.inner.onQuery(ctx, q);
     return this.onQueryAsync(ctx, q);
   }
@@ -153,24 +155,16 @@ export class PlannerSession implements StatementHandler {
     const vec = 'literal' in pat.query ? parseVectorLiteral(pat.query.literal) : null;
     if (!vec) return null;
     const t0 = performance.now();
-    const relText = (pat.schema ? quoteIdent(pat.schema) + '.' : '') + quoteIdent(pat.table);
-    const r = await ctx.query(`SELECT pg_current_wal_lsn()::text, to_regclass(${quoteLiteral(relText)})::oid::bigint,
-      current_setting('winnow.nprobe', true), current_setting('winnow.k_factor', true),
-      current_setting('hnsw.ef_search', true), current_setting('ivfflat.probes', true),
-      (SELECT relrowsecurity FROM pg_catalog.pg_class WHERE oid = to_regclass(${quoteLiteral(relText)}))::text`);
-    if (r.error || !r.rows.length) return null;
-    const [lsn, relid, nprobe, kFactor, efSearch, probes, rls] = r.rows[0];
-    if (!relid) return null;
-    const li = db.find(Number(relid), pat.column, pat.metric);
+    const facts = await this.visibility.resolve(ctx, db, pat.schema, pat.table);
+    if (!facts) return null;
+    const li = db.find(facts.relid, pat.column, pat.metric);
     if (!li || vec.length !== li.meta.dim) return null;
     const k = pat.limit + pat.offset;
-    const settings = settingsFrom({ nprobe, kFactor, efSearch, probes }, k);
-    // Read-your-writes: everything committed before this query started is in the index.
-    await db.waitFor(lsnToBigInt(lsn!));
+    const settings = settingsFrom(this.gucs, k);
     const t1 = performance.now();
     let filter: BigInt64Array | undefined;
     // Row-level security: the rows this role may see are a filter too (pre-filter under its role).
-    if (pat.where || rls === 'true') {
+    if (pat.where || facts.rls) {
       const f = await ctx.query(`SELECT ${quoteIdent(pat.ref)}.${quoteIdent(li.meta.keyColumn)}::bigint FROM ${pat.fromList}${pat.where ? ` WHERE ${pat.where}` : ''}`);
       if (f.error) return null; // Postgres reports it on the original statement
       filter = BigInt64Array.from(f.rows, (row) => BigInt(row[0]!));
