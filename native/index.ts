@@ -37,6 +37,7 @@ interface NativeIndexHandle {
   getParams(which: 'insert' | 'search'): FilterParams | null;
   setSearchParams(p: FilterParams): void;
   resetSearchParams(): void;
+  learn(opts: Required<LearnOptions>, progress: LearnProgress | undefined): Promise<LearnReport>;
 }
 interface Addon {
   NativeIndex: {
@@ -50,6 +51,16 @@ interface Addon {
   packCodes(codes: Uint8Array, m: number): Uint8Array;
   floatToHalf(a: Float32Array): Uint16Array;
   kernelInfo(): { active: string; avx2: boolean };
+  klLoss(
+    shape: { d: number; dr: number; K: number; ip: boolean; tau: number },
+    A: Float64Array,
+    C: Float64Array,
+    Q: Float32Array,
+    nbr: Uint32Array,
+    orig: Float32Array,
+    Y: Float32Array,
+    codes: Uint8Array,
+  ): { loss: number; term1: number; term2: number; gA: Float64Array; gC: Float64Array };
 }
 
 // WINNOW_NATIVE_ADDON points at an alternative build (native/scripts/sanitize.sh uses it
@@ -115,6 +126,84 @@ export interface FilterParams {
   /** (reducedDim/2) × 16 × 2. */
   codebooks: Float32Array;
 }
+
+/**
+ * Options of VectorIndex.learn (HAKES self-supervised training of the search params).
+ * Every field has a default; see native/README.md for what each does and why.
+ */
+export interface LearnOptions {
+  /** Training queries sampled from the indexed vectors (without replacement). Default 65536. */
+  sampleQueries?: number;
+  /** Nearest neighbours per training query whose ranking the loss preserves. Default 50. */
+  neighbors?: number;
+  /** Neighbour search settings; 0 = generous defaults (nprobe max(32, nlist/4), kFactor 10). */
+  neighborNprobe?: number;
+  neighborKFactor?: number;
+  /** Share of the sampled queries held out to choose the learning rate (at most maxValidation). Default 0.1 / 4096. */
+  validationFraction?: number;
+  maxValidation?: number;
+  /** AdamW mini-batch, epochs per learning rate, swept learning rates, weight decay, warm-up share of steps. */
+  batchSize?: number;
+  epochs?: number;
+  learningRates?: number[];
+  weightDecay?: number;
+  warmupFraction?: number;
+  /** Re-centre IVF centroids in the learnt space (kept only if validation recall is not worse). Default true. */
+  recenter?: boolean;
+  /** Install the learnt params when they beat the insert params on validation. Default true. */
+  install?: boolean;
+  threads?: number;
+  seed?: number;
+}
+
+export type LearnProgress = (phase: string, done: number, total: number, value?: number) => void;
+
+export interface LearnReport {
+  trainQueries: number;
+  validationQueries: number;
+  neighbors: number;
+  /** Optimiser steps per learning rate. */
+  steps: number;
+  /** Softmax temperature (mean std of a query's original neighbour similarities). */
+  temperature: number;
+  /** Chosen learning rate (0: none improved the validation loss). */
+  learningRate: number;
+  validationLossBefore: number;
+  validationLossAfter: number;
+  sweep: { learningRate: number; validationLoss: number }[];
+  /** Recall@10 of validation queries' own neighbours at (validationNprobe, validationKFactor). */
+  validationRecallBefore: number;
+  validationRecallAfter: number;
+  validationRecallWithoutRecenter: number;
+  validationNprobe: number;
+  validationKFactor: number;
+  recentered: boolean;
+  installed: boolean;
+  secondsSamples: number;
+  secondsTrain: number;
+  secondsRecenter: number;
+  secondsTotal: number;
+  /** Training working set (samples, optimiser state, batch buffers). */
+  workingSetBytes: number;
+}
+
+export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
+  sampleQueries: 65536,
+  neighbors: 50,
+  neighborNprobe: 0,
+  neighborKFactor: 0,
+  validationFraction: 0.1,
+  maxValidation: 4096,
+  batchSize: 512,
+  epochs: 1,
+  learningRates: [1e-5, 1e-4, 1e-3],
+  weightDecay: 0.01,
+  warmupFraction: 0.1,
+  recenter: true,
+  install: true,
+  threads: 2,
+  seed: 1,
+});
 
 export const DEFAULT_NPROBE = 32;
 export const DEFAULT_K_FACTOR = 10;
@@ -238,6 +327,25 @@ export class VectorIndex {
     this.#h.resetSearchParams();
   }
 
+  /**
+   * HAKES learned search parameters: trains the query-side transform and the PQ codebooks
+   * used for lookup tables so compressed similarities keep each sampled query's neighbour
+   * ranking (KL loss, AdamW, learning rate chosen on a validation split of the samples),
+   * re-centres IVF centroids in the learnt space, and installs the result atomically while
+   * searches and inserts continue. Insert params and stored codes never change;
+   * resetSearchParams() goes back. Runs off the JS thread; progress reports phases
+   * ("neighbors", "reduce", "train lr=…", "validate …", "recenter", "installed"/"not installed")
+   * with a loss or recall value where one exists. Persisted by save().
+   */
+  async learn(opts: LearnOptions = {}, onProgress?: LearnProgress): Promise<LearnReport> {
+    const o: Required<LearnOptions> = { ...LEARN_DEFAULTS, ...opts };
+    for (const k of ['sampleQueries', 'neighbors', 'batchSize', 'epochs', 'maxValidation', 'threads'] as const) posInt(o[k], k, 1);
+    for (const k of ['neighborNprobe', 'neighborKFactor', 'seed'] as const) nonNegInt(o[k], k);
+    if (!Array.isArray(o.learningRates) || o.learningRates.length === 0 || o.learningRates.some((v) => !(typeof v === 'number' && v > 0 && Number.isFinite(v))))
+      throw new RangeError('learningRates must be a non-empty array of positive numbers');
+    return this.#h.learn(o, onProgress);
+  }
+
   #opts(o: SearchOptions, threads: number): NativeSearchOpts {
     if (typeof o !== 'object' || o === null) throw new TypeError('search options must be an object');
     const k = o.k;
@@ -259,4 +367,5 @@ export const testing = {
   packCodes: addon.packCodes,
   floatToHalf: addon.floatToHalf,
   kernelInfo: addon.kernelInfo,
+  klLoss: addon.klLoss,
 };

@@ -13,6 +13,8 @@
 
 #include "../index/vector_index.h"
 #include "../invlists/fastscan_layout.h"
+#include "../learn/kl_loss.h"
+#include "../learn/trainer.h"
 #include "../utils/float16.h"
 #include "../utils/simd.h"
 
@@ -124,6 +126,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                            InstanceMethod("getParams", &NativeIndex::GetParams),
                            InstanceMethod("setSearchParams", &NativeIndex::SetSearchParams),
                            InstanceMethod("resetSearchParams", &NativeIndex::ResetSearchParams),
+                           InstanceMethod("learn", &NativeIndex::Learn),
                            StaticMethod("load", &NativeIndex::Load),
                        });
   }
@@ -428,6 +431,115 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     guard(info.Env(), [&] { idx_->reset_search_params(); });
     return info.Env().Undefined();
   }
+
+  // learn(opts, progress?) -> Promise<report>. opts fields are all present (index.ts fills defaults).
+  Napi::Value Learn(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) type_error(env, "learn options must be an object");
+    auto o = info[0].As<Napi::Object>();
+    learn::LearnConfig c;
+    c.sample.max_queries = uint_arg(o.Get("sampleQueries"), "sampleQueries");
+    c.sample.K = uint_arg(o.Get("neighbors"), "neighbors");
+    c.sample.nprobe = uint_arg(o.Get("neighborNprobe"), "neighborNprobe", true);
+    c.sample.kfactor = uint_arg(o.Get("neighborKFactor"), "neighborKFactor", true);
+    c.sample.seed = uint_arg(o.Get("seed"), "seed", true);
+    c.seed = c.sample.seed;
+    c.batch = uint_arg(o.Get("batchSize"), "batchSize");
+    c.epochs = uint_arg(o.Get("epochs"), "epochs");
+    c.max_val = uint_arg(o.Get("maxValidation"), "maxValidation");
+    c.nthreads = uint_arg(o.Get("threads"), "threads");
+    auto num = [&](const char* key) {
+      auto v = o.Get(key);
+      if (!v.IsNumber()) type_error(env, std::string(key) + " must be a number");
+      return v.As<Napi::Number>().DoubleValue();
+    };
+    c.val_fraction = num("validationFraction");
+    c.weight_decay = num("weightDecay");
+    c.warmup_fraction = num("warmupFraction");
+    if (!(c.val_fraction > 0 && c.val_fraction < 1)) throw Napi::RangeError::New(env, "validationFraction must be in (0, 1)");
+    if (!(c.weight_decay >= 0) || !(c.warmup_fraction >= 0 && c.warmup_fraction <= 1))
+      throw Napi::RangeError::New(env, "weightDecay must be >= 0 and warmupFraction in [0, 1]");
+    auto lrs = o.Get("learningRates");
+    if (!lrs.IsArray()) type_error(env, "learningRates must be an array");
+    c.lrs.clear();
+    for (uint32_t i = 0; i < lrs.As<Napi::Array>().Length(); i++) {
+      auto v = lrs.As<Napi::Array>().Get(i);
+      if (!v.IsNumber() || !(v.As<Napi::Number>().DoubleValue() > 0))
+        throw Napi::RangeError::New(env, "learningRates must be positive numbers");
+      c.lrs.push_back(v.As<Napi::Number>().DoubleValue());
+    }
+    if (c.lrs.empty()) throw Napi::RangeError::New(env, "learningRates must not be empty");
+    c.recenter = o.Get("recenter").ToBoolean();
+    c.install = o.Get("install").ToBoolean();
+    if (!idx_->trained()) throw Napi::Error::New(env, "learn: index is not trained");
+    auto idx = idx_;
+    std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
+    if (info[1].IsFunction())
+      tsfn = std::make_shared<Napi::ThreadSafeFunction>(
+          Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "winnow-learn-progress", 0, 1));
+    auto rep = std::make_shared<learn::LearnReport>();
+    auto w = new PromiseWorker(
+        env,
+        [idx, c, tsfn, rep] {
+          learn::LearnProgress prog;
+          if (tsfn) {
+            prog = [tsfn](const std::string& phase, size_t done, size_t total, double value) {
+              struct P {
+                std::string phase;
+                double done, total, value;
+              };
+              auto* p = new P{phase, double(done), double(total), value};
+              auto st = tsfn->NonBlockingCall(p, [](Napi::Env env, Napi::Function cb, P* p) {
+                try {
+                  cb.Call({Napi::String::New(env, p->phase), Napi::Number::New(env, p->done),
+                           Napi::Number::New(env, p->total),
+                           std::isnan(p->value) ? env.Undefined() : Napi::Number::New(env, p->value)});
+                } catch (...) {
+                }
+                delete p;
+              });
+              if (st != napi_ok) delete p;
+            };
+          }
+          *rep = learn::learn_search_params(*idx, c, prog);
+        },
+        [rep](Napi::Env env) -> Napi::Value {
+          const auto& r = *rep;
+          auto o = Napi::Object::New(env);
+          o.Set("trainQueries", double(r.train_queries));
+          o.Set("validationQueries", double(r.val_queries));
+          o.Set("neighbors", double(r.neighbors));
+          o.Set("steps", double(r.steps));
+          o.Set("temperature", r.tau);
+          o.Set("learningRate", r.lr);
+          o.Set("validationLossBefore", r.val_loss_before);
+          o.Set("validationLossAfter", r.val_loss_after);
+          auto sw = Napi::Array::New(env, r.sweep.size());
+          for (size_t i = 0; i < r.sweep.size(); i++) {
+            auto p = Napi::Object::New(env);
+            p.Set("learningRate", r.sweep[i].lr);
+            p.Set("validationLoss", r.sweep[i].val_loss);
+            sw.Set(uint32_t(i), p);
+          }
+          o.Set("sweep", sw);
+          o.Set("validationRecallBefore", r.val_recall_before);
+          o.Set("validationRecallAfter", r.val_recall_after);
+          o.Set("validationRecallWithoutRecenter", r.val_recall_no_recenter);
+          o.Set("validationNprobe", double(r.val_nprobe));
+          o.Set("validationKFactor", double(r.val_kfactor));
+          o.Set("recentered", r.recentered);
+          o.Set("installed", r.installed);
+          o.Set("secondsSamples", r.seconds_samples);
+          o.Set("secondsTrain", r.seconds_train);
+          o.Set("secondsRecenter", r.seconds_recenter);
+          o.Set("secondsTotal", r.seconds_total);
+          o.Set("workingSetBytes", double(r.bytes));
+          return o;
+        });
+    if (tsfn) w->cleanup = [tsfn] { tsfn->Release(); };
+    w->Queue();
+    return w->promise();
+  }
 };
 
 const Kernels& pick(Napi::Env env, const Napi::Value& v) {
@@ -515,6 +627,53 @@ Napi::Value KernelInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// Test-only: the learning loss (and gradients) on explicit data, for finite-difference checks.
+// klLoss({d, dr, m, K, ip, tau}, A: Float64Array, C: Float64Array, Q, nbr: Uint32Array, orig, Y, codes: Uint8Array)
+Napi::Value KlLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  learn::LossShape sh;
+  sh.d = uint_arg(o.Get("d"), "d");
+  sh.dr = uint_arg(o.Get("dr"), "dr");
+  sh.m = sh.dr / 2;
+  sh.K = uint_arg(o.Get("K"), "K");
+  sh.ip = o.Get("ip").ToBoolean();
+  sh.tau = o.Get("tau").As<Napi::Number>().DoubleValue();
+  auto A = typed<double, napi_float64_array>(info[1], "A", "Float64Array");
+  auto C = typed<double, napi_float64_array>(info[2], "C", "Float64Array");
+  auto Q = f32(info[3], "Q");
+  auto nbr = typed<uint32_t, napi_uint32_array>(info[4], "nbr", "Uint32Array");
+  auto orig = f32(info[5], "orig");
+  auto Y = f32(info[6], "Y");
+  auto codes = typed<uint8_t, napi_uint8_array>(info[7], "codes", "Uint8Array");
+  const size_t B = Q.ElementLength() / sh.d, rows = Y.ElementLength() / sh.dr;
+  if (A.ElementLength() != sh.dr * sh.d || C.ElementLength() != sh.m * 32 || nbr.ElementLength() != B * sh.K ||
+      orig.ElementLength() != B * sh.K || codes.ElementLength() != rows * sh.m)
+    throw Napi::RangeError::New(env, "klLoss: bad sizes");
+  for (size_t i = 0; i < nbr.ElementLength(); i++)
+    if (nbr[i] >= rows) throw Napi::RangeError::New(env, "klLoss: neighbour out of range");
+  for (size_t i = 0; i < codes.ElementLength(); i++)
+    if (codes[i] > 15) throw Napi::RangeError::New(env, "klLoss: code out of range");
+  learn::Batch b;
+  b.B = B;
+  b.Q = Q.Data();
+  b.nbr = nbr.Data();
+  b.orig = orig.Data();
+  b.Y = Y.Data();
+  b.codes = codes.Data();
+  auto gA = Napi::Float64Array::New(env, A.ElementLength());
+  auto gC = Napi::Float64Array::New(env, C.ElementLength());
+  double terms[2];
+  double loss = learn::kl_loss(sh, A.Data(), C.Data(), b, gA.Data(), gC.Data(), 2, terms);
+  auto r = Napi::Object::New(env);
+  r.Set("loss", loss);
+  r.Set("term1", terms[0]);
+  r.Set("term2", terms[1]);
+  r.Set("gA", gA);
+  r.Set("gC", gC);
+  return r;
+}
+
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   Napi::Function ctor = NativeIndex::Init(env);
@@ -525,6 +684,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("packCodes", Napi::Function::New(env, PackCodes));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalf));
   exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo));
+  exports.Set("klLoss", Napi::Function::New(env, KlLoss));
   return exports;
 }
 

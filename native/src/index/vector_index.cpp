@@ -77,6 +77,7 @@ size_t VectorIndex::nlist() const {
 }
 std::shared_ptr<const Params> VectorIndex::search_params() const { return std::atomic_load(&search_params_); }
 std::shared_ptr<const Params> VectorIndex::insert_params() const { return snapshot()->ins; }
+std::shared_ptr<const Store> VectorIndex::contents() const { return snapshot(); }
 
 void VectorIndex::set_search_params(std::shared_ptr<const Params> p) {
   std::lock_guard lk(writer_mu_);
@@ -431,6 +432,21 @@ void VectorIndex::search(const float* q, size_t nq, const SearchParamsIn& p, int
     brute_force(q, nq, p, out_ids, out_dist);
     return;
   }
+  search_on(*s, sp.get(), q, nq, p, out_ids, out_dist);
+}
+
+void VectorIndex::search_with(const Params& sp, const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids,
+                              float* out_dist) const {
+  if (p.k == 0 || p.nprobe == 0 || p.kfactor == 0) throw std::invalid_argument("k, nprobe and kFactor must be positive");
+  auto s = snapshot();
+  if (!s->ins) throw std::logic_error("search_with: index is not trained");
+  sp.check_compatible(*s->ins);
+  search_on(*s, &sp, q, nq, p, out_ids, out_dist);
+}
+
+void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, size_t nq, const SearchParamsIn& p,
+                            int64_t* out_ids, float* out_dist) const {
+  const Store* s = &st;
   validate_vectors(q, nq, "query");
   IdFilter f;
   if (p.has_filter) f = build_filter(*s, p);
@@ -439,7 +455,7 @@ void VectorIndex::search(const float* q, size_t nq, const SearchParamsIn& p, int
     std::vector<float> qq(cfg_.d);
     for (size_t i = b; i < e; i++) {
       prepare(q + i * cfg_.d, qq.data());
-      search_one(*s, sp.get(), qq.data(), p, fp, out_ids + i * p.k, out_dist + i * p.k);
+      search_one(*s, sp, qq.data(), p, fp, out_ids + i * p.k, out_dist + i * p.k);
     }
   });
 }

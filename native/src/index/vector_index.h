@@ -65,6 +65,10 @@ class VectorIndex {
   // out_ids/out_dist: nq*k; padding id -1, distance +inf.
   void search(const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids, float* out_dist) const;
   void brute_force(const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids, float* out_dist) const;
+  // search() with explicit filter-stage params instead of the installed ones (learning
+  // validates candidate params this way before installing them); shapes must match.
+  void search_with(const Params& sp, const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids,
+                   float* out_dist) const;
 
   // HAKES decoupling: search-side params are swapped atomically; readers keep the
   // snapshot they started with.
@@ -72,6 +76,8 @@ class VectorIndex {
   void reset_search_params();
   std::shared_ptr<const Params> search_params() const;
   std::shared_ptr<const Params> insert_params() const;
+  // The current contents snapshot (read-only use: learning reads rows, lists and codes).
+  std::shared_ptr<const Store> contents() const;
 
   void save(const std::string& dir) const;
   static std::unique_ptr<VectorIndex> load(const std::string& dir);
@@ -92,6 +98,8 @@ class VectorIndex {
   void validate_vectors(const float* x, size_t n, const char* what) const;
   void prepare(const float* in, float* out) const;  // copy, normalise for cos
   IdFilter build_filter(const Store& s, const SearchParamsIn& p) const;
+  void search_on(const Store& s, const Params* sp, const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids,
+                 float* out_dist) const;
   void search_one(const Store& s, const Params* sp, const float* q, const SearchParamsIn& p, const IdFilter* f,
                   int64_t* out_ids, float* out_dist) const;
   void brute_one(const Store& s, const float* q, size_t k, const IdFilter* f, int64_t* out_ids, float* out_dist) const;

@@ -61,6 +61,16 @@ class VectorStore {
     const Chunk* c = dir_[id >> kChunkBits].load(std::memory_order_acquire);
     return c->data.get() + (id & (kChunk - 1)) * d_ * elem_bytes();
   }
+  // Row as float32 (float16 rows are widened exactly).
+  void read_float(uint32_t id, float* out) const {
+    const void* r = row(id);
+    if (f16_) {
+      const uint16_t* h = static_cast<const uint16_t*>(r);
+      for (size_t t = 0; t < d_; t++) out[t] = half_to_float(h[t]);
+    } else {
+      std::memcpy(out, r, d_ * 4);
+    }
+  }
   int64_t ext(uint32_t id) const { return dir_[id >> kChunkBits].load(std::memory_order_acquire)->ext[id & (kChunk - 1)]; }
   // Tombstones are bits (2 KiB per chunk) so the scan's liveness check stays in L1/L2.
   bool dead(uint32_t id) const {

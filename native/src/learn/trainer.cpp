@@ -1,0 +1,209 @@
+#include "trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <stdexcept>
+#include <unordered_set>
+
+#include "../index/vector_index.h"
+#include "../utils/rng.h"
+#include "adamw.h"
+#include "recenter.h"
+
+namespace winnow::learn {
+
+namespace {
+double seconds_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Mean loss over `which` (no gradients), in batches.
+double eval_loss(const Samples& S, const std::vector<size_t>& which, const double* A, const double* C, size_t batch,
+                 size_t nthreads) {
+  std::vector<float> Q, O;
+  std::vector<uint32_t> N;
+  double sum = 0;
+  for (size_t b = 0; b < which.size(); b += batch) {
+    const size_t B = std::min(batch, which.size() - b);
+    Batch bt = S.batch(&which[b], B, Q, N, O);
+    sum += kl_loss(S.shape, A, C, bt, nullptr, nullptr, nthreads) * double(B);
+  }
+  return sum / double(which.size());
+}
+
+// Recall@10 of each validation query's own top-10 sampled neighbours, searching with P.
+double val_recall(const VectorIndex& idx, const Samples& S, const std::vector<size_t>& which, const Params& P,
+                  size_t nprobe, size_t kfactor, size_t nthreads) {
+  const size_t d = S.shape.d, K = S.shape.K, k = std::min<size_t>(10, K);
+  const VectorStore& vs = *S.store->vs;
+  std::vector<float> q(which.size() * d);
+  for (size_t i = 0; i < which.size(); i++) vs.read_float(S.qid[which[i]], &q[i * d]);
+  SearchParamsIn sp;
+  sp.k = k + 1;
+  sp.nprobe = nprobe;
+  sp.kfactor = kfactor;
+  sp.nthreads = nthreads;
+  std::vector<int64_t> ids(which.size() * (k + 1));
+  std::vector<float> dist(ids.size());
+  idx.search_with(P, q.data(), which.size(), sp, ids.data(), dist.data());
+  size_t hit = 0;
+  for (size_t i = 0; i < which.size(); i++) {
+    const int64_t self = vs.ext(S.qid[which[i]]);
+    std::unordered_set<int64_t> truth;
+    for (size_t j = 0; j < k; j++) truth.insert(vs.ext(S.row_id[S.nbr[which[i] * K + j]]));
+    size_t taken = 0;
+    for (size_t j = 0; j <= k && taken < k; j++) {
+      const int64_t e = ids[i * (k + 1) + j];
+      if (e == self) continue;
+      taken++;
+      hit += truth.count(e);
+    }
+  }
+  return double(hit) / double(which.size() * k);
+}
+}  // namespace
+
+LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const LearnProgress& progress,
+                                std::shared_ptr<const Params>* out) {
+  if (cfg.batch == 0 || cfg.epochs == 0 || cfg.lrs.empty()) throw std::invalid_argument("learn: batch, epochs and learning rates must be positive");
+  for (double lr : cfg.lrs)
+    if (!(lr > 0) || !std::isfinite(lr)) throw std::invalid_argument("learn: learning rates must be positive");
+  if (cfg.sample.K < 2) throw std::invalid_argument("learn: neighbors must be at least 2");
+  const auto t_start = std::chrono::steady_clock::now();
+  const size_t nth = std::max<size_t>(1, cfg.nthreads);
+  LearnReport R;
+
+  SampleConfig sc = cfg.sample;
+  sc.nthreads = nth;
+  Samples S = collect_samples(idx, sc, progress);
+  R.seconds_samples = seconds_since(t_start);
+  auto ins = S.store->ins;
+  const size_t nq = S.qid.size();
+  if (nq < 2) throw std::invalid_argument("learn: need at least 2 sample queries");
+
+  // Validation split of the *training samples* chooses the learning rate; the
+  // caller's evaluation queries are never seen here.
+  std::vector<size_t> order(nq);
+  for (size_t i = 0; i < nq; i++) order[i] = i;
+  Rng rng(cfg.seed ^ 0xC0FFEEull);
+  for (size_t i = nq - 1; i > 0; i--) std::swap(order[i], order[rng.below(i + 1)]);
+  size_t nval = std::clamp<size_t>(size_t(std::llround(cfg.val_fraction * double(nq))), 1, std::min(cfg.max_val, nq - 1));
+  std::vector<size_t> val(order.begin(), order.begin() + nval), train(order.begin() + nval, order.end());
+  R.train_queries = train.size();
+  R.val_queries = val.size();
+  R.neighbors = S.shape.K;
+
+  // Temperature: the mean spread (std) of a training query's original similarities,
+  // so the target softmax is equally peaked whatever the metric's scale.
+  {
+    const size_t K = S.shape.K;
+    double acc = 0;
+    for (size_t i : train) {
+      double mu = 0, s2 = 0;
+      for (size_t k = 0; k < K; k++) mu += S.orig[i * K + k];
+      mu /= double(K);
+      for (size_t k = 0; k < K; k++) s2 += (S.orig[i * K + k] - mu) * (S.orig[i * K + k] - mu);
+      acc += std::sqrt(s2 / double(K));
+    }
+    R.tau = acc / double(train.size());
+    if (!(R.tau > 0) || !std::isfinite(R.tau)) R.tau = 1;
+    S.shape.tau = R.tau;
+  }
+
+  const size_t nA = ins->T.A.size(), nC = ins->codebooks.size();
+  std::vector<double> A0(ins->T.A.begin(), ins->T.A.end()), C0(ins->codebooks.begin(), ins->codebooks.end());
+  R.val_loss_before = eval_loss(S, val, A0.data(), C0.data(), cfg.batch, nth);
+  if (progress) progress("validate initial", 0, 1, R.val_loss_before);
+
+  const auto t_train = std::chrono::steady_clock::now();
+  const size_t steps_per_epoch = (train.size() + cfg.batch - 1) / cfg.batch;
+  const size_t steps = steps_per_epoch * cfg.epochs;
+  const size_t warm = size_t(std::llround(cfg.warmup_fraction * double(steps)));
+  std::vector<double> bestA = A0, bestC = C0;
+  double best = R.val_loss_before;
+  R.lr = 0;
+  std::vector<double> A, C, gA(nA), gC(nC);
+  std::vector<float> Q, O;
+  std::vector<uint32_t> N;
+  for (size_t li = 0; li < cfg.lrs.size(); li++) {
+    const double lr = cfg.lrs[li];
+    char phase[64];
+    std::snprintf(phase, sizeof phase, "train lr=%g", lr);
+    A = A0;
+    C = C0;
+    AdamW optA(nA, 0.9, 0.999, 1e-8, cfg.weight_decay), optC(nC, 0.9, 0.999, 1e-8, cfg.weight_decay);
+    Rng shuf(cfg.seed + 17 * (li + 1));
+    std::vector<size_t> tr = train;
+    size_t step = 0;
+    for (size_t ep = 0; ep < cfg.epochs; ep++) {
+      for (size_t i = tr.size() - 1; i > 0; i--) std::swap(tr[i], tr[shuf.below(i + 1)]);
+      for (size_t b = 0; b < tr.size(); b += cfg.batch, step++) {
+        const size_t B = std::min(cfg.batch, tr.size() - b);
+        Batch bt = S.batch(&tr[b], B, Q, N, O);
+        double loss = kl_loss(S.shape, A.data(), C.data(), bt, gA.data(), gC.data(), nth);
+        const double lr_t = warmup_lr(lr, step, warm);
+        optA.step(A.data(), gA.data(), lr_t);
+        optC.step(C.data(), gC.data(), lr_t);
+        if (progress && (step % 10 == 0 || step + 1 == steps)) progress(phase, step + 1, steps, loss);
+      }
+    }
+    const double vl = eval_loss(S, val, A.data(), C.data(), cfg.batch, nth);
+    R.sweep.push_back({lr, vl});
+    std::snprintf(phase, sizeof phase, "validate lr=%g", lr);
+    if (progress) progress(phase, li + 1, cfg.lrs.size(), vl);
+    if (vl < best) {
+      best = vl;
+      bestA = A;
+      bestC = C;
+      R.lr = lr;
+    }
+  }
+  R.val_loss_after = best;
+  R.steps = steps;
+  R.bytes = S.bytes() + (nA + nC) * 8 * 8 /* A0,C0, A,C, best, grads, 2 moments */ +
+            cfg.batch * (S.shape.d * 4 + S.shape.dr * 16 + S.shape.K * 8);
+  R.seconds_train = seconds_since(t_train);
+
+  auto P = std::make_shared<Params>(*ins);
+  for (size_t i = 0; i < nA; i++) P->T.A[i] = float(bestA[i]);
+  for (size_t i = 0; i < nC; i++) P->codebooks[i] = float(bestC[i]);
+
+  // Re-centre IVF centroids in the learnt space, then check both variants against the
+  // insert params on the validation queries; keep the better (never a regression).
+  const auto t_rc = std::chrono::steady_clock::now();
+  R.val_nprobe = std::max<size_t>(8, ins->nlist / 16);
+  R.val_kfactor = 4;
+  std::vector<size_t> vr(val.begin(), val.begin() + std::min<size_t>(val.size(), 2000));
+  R.val_recall_before = val_recall(idx, S, vr, *ins, R.val_nprobe, R.val_kfactor, nth);
+  R.val_recall_no_recenter = val_recall(idx, S, vr, *P, R.val_nprobe, R.val_kfactor, nth);
+  R.val_recall_after = R.val_recall_no_recenter;
+  if (cfg.recenter && R.lr > 0) {
+    if (progress) progress("recenter", 0, 1, kNaN);
+    auto Pr = std::make_shared<Params>(*P);
+    Pr->centroids = recenter_centroids(*S.store, *P, 0, nth);
+    double rr = val_recall(idx, S, vr, *Pr, R.val_nprobe, R.val_kfactor, nth);
+    if (progress) progress("recenter", 1, 1, rr);
+    if (rr >= R.val_recall_after) {
+      R.val_recall_after = rr;
+      R.recentered = true;
+      P = Pr;
+    }
+  }
+  R.seconds_recenter = seconds_since(t_rc);
+  if (progress) progress("validate recall", 1, 1, R.val_recall_after);
+
+  if (out) *out = P;
+  if (cfg.install && R.lr > 0 && R.val_recall_after >= R.val_recall_before) {
+    idx.set_search_params(P);
+    R.installed = true;
+  }
+  R.seconds_total = seconds_since(t_start);
+  if (progress) progress(R.installed ? "installed" : "not installed", 1, 1, kNaN);
+  return R;
+}
+
+}  // namespace winnow::learn

@@ -1,0 +1,57 @@
+// Learns the filter stage's search-side parameters (query transform A' and PQ
+// codebooks C') with HAKES's self-supervised recipe (Hu et al., "HAKES: Scalable
+// Vector Database for Embedding Search Service", VLDB 2025, §4): samples from the
+// index (samples.h), KL loss (kl_loss.h), AdamW with linear warm-up (adamw.h), a
+// learning-rate sweep chosen on a validation split of the samples, then IVF centroids
+// re-centred in the learnt space (recenter.h). Insert params and stored codes are
+// never touched; the result is installed with VectorIndex::set_search_params.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "../index/params.h"
+#include "samples.h"
+
+namespace winnow::learn {
+
+struct LearnConfig {
+  SampleConfig sample;                           // queries, K, neighbour search settings
+  double val_fraction = 0.1;                     // of the sampled queries, held out to choose
+  size_t max_val = 4096;                         //   the learning rate (at most this many)
+  size_t batch = 512;
+  size_t epochs = 1;
+  std::vector<double> lrs{1e-5, 1e-4, 1e-3};
+  double weight_decay = 0.01;
+  double warmup_fraction = 0.1;                  // of the steps, linear warm-up
+  bool recenter = true;
+  bool install = true;                           // only when validation improves
+  size_t nthreads = 2;
+  uint64_t seed = 1;
+};
+
+struct SweepPoint {
+  double lr, val_loss;
+};
+
+struct LearnReport {
+  size_t train_queries = 0, val_queries = 0, neighbors = 0, steps = 0;
+  double tau = 0;
+  double val_loss_before = 0, val_loss_after = 0;  // at the chosen learning rate
+  double lr = 0;
+  std::vector<SweepPoint> sweep;
+  // Recall@10 of the validation queries' own neighbour lists at a low-budget setting
+  // (val_nprobe, val_kfactor) with the insert params and with the learnt ones.
+  double val_recall_before = 0, val_recall_after = 0, val_recall_no_recenter = 0;
+  size_t val_nprobe = 0, val_kfactor = 0;
+  bool recentered = false, installed = false;
+  double seconds_samples = 0, seconds_train = 0, seconds_recenter = 0, seconds_total = 0;
+  size_t bytes = 0;  // training working set (samples + optimiser state)
+};
+
+// Learns and (cfg.install) installs search params; `out` receives them either way.
+LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const LearnProgress& progress,
+                                std::shared_ptr<const Params>* out = nullptr);
+
+}  // namespace winnow::learn
