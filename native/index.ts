@@ -150,8 +150,11 @@ export interface LearnOptions {
   warmupFraction?: number;
   /** Re-centre IVF centroids in the learnt space (kept only if validation recall is not worse). Default true. */
   recenter?: boolean;
-  /** Install the learnt params when they beat the insert params on validation. Default true. */
-  install?: boolean;
+  /**
+   * true (default): install the learnt params when their validation recall is not below the
+   * insert params'; 'always': install regardless; false: learn only (report the numbers).
+   */
+  install?: boolean | 'always';
   threads?: number;
   seed?: number;
 }

@@ -470,7 +470,10 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     }
     if (c.lrs.empty()) throw Napi::RangeError::New(env, "learningRates must not be empty");
     c.recenter = o.Get("recenter").ToBoolean();
-    c.install = o.Get("install").ToBoolean();
+    auto inst = o.Get("install");
+    c.install = inst.IsString() && inst.As<Napi::String>().Utf8Value() == "always" ? learn::LearnConfig::ALWAYS
+                : inst.ToBoolean()                                                  ? learn::LearnConfig::IF_BETTER
+                                                                                    : learn::LearnConfig::NEVER;
     if (!idx_->trained()) throw Napi::Error::New(env, "learn: index is not trained");
     auto idx = idx_;
     std::shared_ptr<Napi::ThreadSafeFunction> tsfn;

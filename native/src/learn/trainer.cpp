@@ -197,7 +197,8 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
   if (progress) progress("validate recall", 1, 1, R.val_recall_after);
 
   if (out) *out = P;
-  if (cfg.install && R.lr > 0 && R.val_recall_after >= R.val_recall_before) {
+  if (cfg.install == LearnConfig::ALWAYS ||
+      (cfg.install == LearnConfig::IF_BETTER && R.lr > 0 && R.val_recall_after >= R.val_recall_before)) {
     idx.set_search_params(P);
     R.installed = true;
   }

@@ -26,7 +26,7 @@ struct LearnConfig {
   double weight_decay = 0.01;
   double warmup_fraction = 0.1;                  // of the steps, linear warm-up
   bool recenter = true;
-  bool install = true;                           // only when validation improves
+  enum Install { NEVER, IF_BETTER, ALWAYS } install = IF_BETTER;  // IF_BETTER: validation must not regress
   size_t nthreads = 2;
   uint64_t seed = 1;
 };
