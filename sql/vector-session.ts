@@ -512,6 +512,11 @@ export class VectorSession implements StatementHandler {
 
   // ------------------------------------------------------------ results
 
+  /** Postgres's description of a prepared statement's result columns, once its Parse succeeded. */
+  describedFields(name: string): FieldDescription[] | undefined {
+    return this.stmtFields.get(name);
+  }
+
   onBackendMessage(_ctx: SessionContext, frame: Buffer): Buffer | Buffer[] | null | undefined {
     if (frame[0] === B.ParseComplete) {
       const head = this.pending[0];

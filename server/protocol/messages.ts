@@ -299,6 +299,14 @@ export function BindComplete(): Buffer {
   return Buffer.from([B.BindComplete, 0, 0, 0, 4]);
 }
 
+export function CloseComplete(): Buffer {
+  return new Writer().flush(B.CloseComplete);
+}
+
+export function PortalSuspended(): Buffer {
+  return new Writer().flush(B.PortalSuspended);
+}
+
 export function NoData(): Buffer {
   return Buffer.from([B.NoData, 0, 0, 0, 4]);
 }

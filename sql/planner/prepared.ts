@@ -5,20 +5,26 @@
 // parameters. Statements the planner did not prepare pass through VectorSession synchronously.
 import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler } from '../../server/session.ts';
-import { Bind, decodeBind } from '../../server/protocol/messages.ts';
+import { Bind, BindComplete, CloseComplete, CommandComplete, PortalSuspended, RowDescription, decodeBind, decodeExecute, decodeTarget, type BindMessage, type FieldDescription } from '../../server/protocol/messages.ts';
+import { encodable, indexOnlyColumns, indexOnlyRows, sameQueryParams, withFormats, type OutputColumn } from './index-only.ts';
 import { parseStatement, type ParseResult } from '../parse.ts';
 import { bindStatementName, type VectorSession } from '../vector-session.ts';
 import type { DatabaseIndexes, LiveIndex } from '../../sync/index-manager.ts';
 import { parseVectorLiteral, recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { settingsFrom, type SessionGucs } from './settings.ts';
-import type { SessionVisibility } from './visibility.ts';
+import type { SessionVisibility, TableFacts } from './visibility.ts';
 
 type Node = Record<string, any>;
 type ParseArgs = Parameters<NonNullable<StatementHandler['onParse']>>[1];
+type Prepared = { pat: KnnPattern; li: LiveIndex; nParams: number; output: OutputColumn[] | null };
 
 export class PreparedKnnStatements {
-  private prepared = new Map<string, { pat: KnnPattern; li: LiveIndex; nParams: number }>();
+  private prepared = new Map<string, Prepared>();
+  /** The unnamed portal when it was answered from the index alone (nothing of it exists in Postgres). */
+  private portal: { fields: FieldDescription[]; rows: Buffer[]; sent: number } | null = null;
+  /** A message of the current batch (since the last Sync) went to Postgres. */
+  private batchForwarded = false;
 
   constructor(
     private inner: VectorSession,
@@ -30,6 +36,7 @@ export class PreparedKnnStatements {
 
   onParse(ctx: SessionContext, p: ParseArgs): FrontendAction | Promise<FrontendAction> {
     this.prepared.delete(p.name);
+    this.batchForwarded = true;
     // Not a nearest-neighbour query with a parameter vector: VectorSession's hook, synchronously if it can.
     if (!this.knnParamPattern(p)) return this.inner.onParse(ctx, p);
     return this.onParseAsync(ctx, p);
@@ -74,7 +81,7 @@ export class PreparedKnnStatements {
           const types = p.paramTypes.slice();
           while (types.length < nParams) types.push(0);
           types.push(1016, 1022); // bigint[], float8[]
-          this.prepared.set(p.name, { pat, li, nParams });
+          this.prepared.set(p.name, { pat, li, nParams, output: indexOnlyColumns(st.stmt, pat, li.meta.keyColumn) });
           return { text, types };
         }
       }
@@ -87,49 +94,129 @@ export class PreparedKnnStatements {
     const stmt = ctx.preparedStatements.get(name);
     if (stmt) this.visibility.note(stmt.parsed);
     // Statements the planner did not prepare: no decode here, VectorSession answers synchronously.
-    if (this.prepared.size === 0 || !this.prepared.has(name)) return this.inner.onBind(ctx, f);
-    return this.onPlannedBind(ctx, f);
+    if (this.prepared.size === 0 || !this.prepared.has(name)) return this.forwarded(this.inner.onBind(ctx, f));
+    const b = decodeBind(f);
+    const prep = this.prepared.get(b.statement)!;
+    const q = this.bindQuery(prep, b);
+    const usable = q && !prep.pat.where && ctx.transactionStatus === 'I' && prep.li.ready && q.vec.length === prep.li.meta.dim && this.isLive(prep.li);
+    if (!usable) return this.forwardBind(ctx, b, prep, null);
+    // Nothing to wait for and facts cached: answered synchronously (a Promise would hold the rest of
+    // the client's batch and split its writes).
+    const facts = this.visibility.cachedForIndex(prep.li);
+    if (facts) return this.searchAndBind(ctx, b, prep, q, facts);
+    return this.db(ctx)
+      .then((db) => this.visibility.forIndex(db, prep.li, ctx.params.user))
+      .then((fresh) => this.searchAndBind(ctx, b, prep, q, fresh), (err) => {
+        // Index sync unavailable (e.g. Postgres restarting): NULL ids = Postgres's exact answer.
+        ctx.log.warn({ err }, 'winnow: index not usable for this Bind; exact execution');
+        plannerStats.exactFallbacks++;
+        return this.forwardBind(ctx, b, prep, null);
+      });
   }
 
-  private async onPlannedBind(ctx: SessionContext, f: Buffer): Promise<FrontendAction> {
-    const b = decodeBind(f);
-    const prep = this.prepared.get(b.statement);
-    if (!prep) return this.inner.onBind(ctx, f);
-    const { pat, li, nParams } = prep;
+  /** The query vector and k a Bind gives (null: malformed or NULL — Postgres reports it). */
+  private bindQuery(prep: Prepared, b: BindMessage): { vec: Float32Array; k: number } | null {
+    const { pat } = prep;
     const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
-    let ids: string | null = null;
-    let dists: string | null = null;
     const qi = (pat.query as { param: number }).param - 1;
     const raw = b.params[qi];
     const vec = raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorLiteral(raw.toString('utf8'));
+    if (!vec) return null;
     let k: number | null = pat.limit + pat.offset;
     if (pat.limitParam) {
       const lv = b.params[pat.limitParam - 1];
       k = lv == null ? null : fmt(pat.limitParam - 1) === 1 ? Number(lv.length === 8 ? lv.readBigInt64BE(0) : lv.readInt32BE(0)) : Number(lv.toString('utf8'));
       k = k !== null && Number.isInteger(k) && k >= 0 ? k + pat.offset : null;
     }
-    if (vec && k !== null && !pat.where && ctx.transactionStatus === 'I' && li.ready && vec.length === li.meta.dim && this.isLive(li)) {
-      try {
-        const db = await this.db(ctx);
-        const { rls } = await this.visibility.forIndex(db, li, ctx.params.user);
-        if (rls) throw new Error('row-level security on the table: exact execution under the role');
-        const res = searchIndex(li, vec, k, settingsFrom(this.gucs, k));
-        ids = `{${Array.from(res.ids, String).join(',')}}`;
-        dists = `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}`;
-      } catch (err) {
-        // Index sync unavailable (e.g. Postgres restarting): NULL ids = Postgres's exact answer.
-        ctx.log.warn({ err }, 'winnow: index not usable for this Bind; exact execution');
-        plannerStats.exactFallbacks++;
-      }
+    return k === null ? null : { vec, k };
+  }
+
+  private searchAndBind(ctx: SessionContext, b: BindMessage, prep: Prepared, q: { vec: Float32Array; k: number }, facts: TableFacts): FrontendAction | Promise<FrontendAction> {
+    // Row-level security: the index does not know the policies; Postgres answers exactly under the role.
+    if (facts.rls) return this.forwardBind(ctx, b, prep, null);
+    const res = searchIndex(prep.li, q.vec, q.k, settingsFrom(this.gucs, q.k));
+    // From the index alone: the role may read the table, no policy, the statement described, the
+    // unnamed portal, and nothing of this batch went to Postgres (an error there would void the rest).
+    const fields = this.inner.describedFields(b.statement);
+    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    if (facts.canSelect && prep.output && fields && encodable(prep.output, fields) && b.portal === '' && !this.batchForwarded
+      && sameQueryParams(prep.output, (prep.pat.query as { param: number }).param, b.params, fmt)) {
+      const offset = Math.min(prep.pat.offset, res.ids.length);
+      this.portal = {
+        fields: withFormats(fields, b.resultFormats),
+        rows: indexOnlyRows(prep.output, fields, b.resultFormats, res.ids, res.distances, offset, res.ids.length),
+        sent: 0,
+      };
+      plannerStats.indexOnly++;
+      return { respond: [BindComplete()] };
     }
+    return this.forwardBind(ctx, b, prep, res);
+  }
+
+  /** The rewritten statement's Bind with the ids/distances parameters (NULL = Postgres's exact answer). */
+  private forwardBind(ctx: SessionContext, b: BindMessage, prep: Prepared, res: { ids: BigInt64Array; distances: Float32Array } | null): FrontendAction | Promise<FrontendAction> {
+    const { nParams } = prep;
+    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    const ids = res ? `{${Array.from(res.ids, String).join(',')}}` : null;
+    const dists = res ? `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}` : null;
     const params = b.params.slice();
     while (params.length < nParams) params.push(null);
     params.push(ids === null ? null : Buffer.from(ids), dists === null ? null : Buffer.from(dists));
     const formats = Array.from({ length: nParams }, (_, i) => fmt(i));
     formats.push(0, 0);
     const frame = Bind({ ...b, paramFormats: formats, params });
-    const r = await this.inner.onBind(ctx, frame);
-    return r ?? { forward: [frame] };
+    if (b.portal === '') this.portal = null;
+    return this.forwarded(this.inner.onBind(ctx, frame), frame);
+  }
+
+  /** Marks the batch as having gone to Postgres; `frame` is what to send when the hook returns nothing. */
+  private forwarded(a: FrontendAction | Promise<FrontendAction>, frame?: Buffer): FrontendAction | Promise<FrontendAction> {
+    this.batchForwarded = true;
+    if (frame === undefined) return a;
+    return a instanceof Promise ? a.then((r) => r ?? { forward: [frame] }) : (a ?? { forward: [frame] });
+  }
+
+  onDescribe(ctx: SessionContext, f: Buffer): FrontendAction | Promise<FrontendAction> {
+    const d = decodeTarget(f);
+    if (d.target === 'P' && d.name === '' && this.portal) return { respond: [RowDescription(this.portal.fields)] };
+    // Describing a statement cannot fail in a way that voids the batch's local answers.
+    if (d.target === 'S') return this.inner.onDescribe(ctx, f);
+    return this.forwarded(this.inner.onDescribe(ctx, f));
+  }
+
+  onExecute(_ctx: SessionContext, f: Buffer): FrontendAction {
+    const e = decodeExecute(f);
+    const p = this.portal;
+    if (e.portal !== '' || !p) {
+      this.batchForwarded = true;
+      return undefined;
+    }
+    const end = e.maxRows > 0 ? Math.min(p.rows.length, p.sent + e.maxRows) : p.rows.length;
+    const out = p.rows.slice(p.sent, end);
+    const done = end === p.rows.length;
+    p.sent = end;
+    out.push(done ? CommandComplete(`SELECT ${end}`) : PortalSuspended());
+    return { respond: out };
+  }
+
+  onClose(ctx: SessionContext, f: Buffer): FrontendAction {
+    const c = decodeTarget(f);
+    if (c.target === 'P' && c.name === '' && this.portal) {
+      this.portal = null;
+      return { respond: [CloseComplete()] };
+    }
+    if (c.target === 'S') this.prepared.delete(c.name);
+    this.batchForwarded = true;
+    return undefined;
+  }
+
+  onSync(ctx: SessionContext, f: Buffer): FrontendAction | Promise<FrontendAction> {
+    const local = this.portal !== null && !this.batchForwarded;
+    this.portal = null;
+    this.batchForwarded = false;
+    // Only local answers since the last Sync: ReadyForQuery from here too (the transaction state did not change).
+    if (local) return { respond: [] };
+    return this.inner.onSync();
   }
 
   /** False once the index was dropped or rebuilt after this statement was prepared. */

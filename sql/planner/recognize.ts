@@ -66,7 +66,7 @@ function constInt(n: Node | undefined): number | null {
 
 /** End byte (exclusive) of the query operand: '…' literal [::type[(n)]] or $n. */
 function operandEnd(latin: string, start: number): number | null {
-  const re = /\$\d+|'(?:[^']|'')*'(?:\s*::\s*[A-Za-z_][\w.]*(?:\s*\(\s*\d+\s*\))?)?/y;
+  const re = /(?:\$\d+|'(?:[^']|'')*')(?:\s*::\s*[A-Za-z_][\w.]*(?:\s*\(\s*\d+\s*\))?)?/y;
   re.lastIndex = start;
   const m = re.exec(latin);
   return m ? start + m[0].length : null;
@@ -80,6 +80,7 @@ function operand(n: Node): { literal: string; start: number } | { param: number;
     const t = names[names.length - 1];
     if (t !== 'vector') return null;
     c = c.TypeCast.arg;
+    if (c?.ParamRef) return { param: c.ParamRef.number, start: c.ParamRef.location };
   }
   if (c?.A_Const?.sval) return { literal: c.A_Const.sval.sval, start: c.A_Const.location };
   return null;

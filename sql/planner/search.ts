@@ -7,7 +7,7 @@ export const FILTER_EXACT_BELOW_FLOATS = 4_000_000;
 export const FILTER_K_FACTOR_MULT = 3;
 
 /** Process-wide counters (tests and SHOW winnow.index_status). */
-export const plannerStats = { nativeSearches: 0, exactFallbacks: 0 };
+export const plannerStats = { nativeSearches: 0, exactFallbacks: 0, indexOnly: 0 };
 
 export function searchIndex(li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, filter?: BigInt64Array): { ids: BigInt64Array; distances: Float32Array } {
   plannerStats.nativeSearches++;

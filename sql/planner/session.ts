@@ -190,8 +190,10 @@ export class PlannerSession implements StatementHandler {
 
   onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]) { return this.extended.onParse(ctx, p); }
   onBind(ctx: SessionContext, f: Buffer) { return this.extended.onBind(ctx, f); }
-  onDescribe(ctx: SessionContext, f: Buffer) { return this.inner.onDescribe(ctx, f); }
-  onSync() { return this.inner.onSync(); }
+  onDescribe(ctx: SessionContext, f: Buffer) { return this.extended.onDescribe(ctx, f); }
+  onExecute(ctx: SessionContext, f: Buffer) { return this.extended.onExecute(ctx, f); }
+  onClose(ctx: SessionContext, f: Buffer) { return this.extended.onClose(ctx, f); }
+  onSync(ctx: SessionContext, f: Buffer) { return this.extended.onSync(ctx, f); }
   onCopy(ctx: SessionContext, f: Buffer) { return this.inner.onCopy(ctx, f); }
   onBackendMessage(ctx: SessionContext, f: Buffer) { return this.inner.onBackendMessage(ctx, f); }
 }

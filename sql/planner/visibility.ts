@@ -128,6 +128,13 @@ export class SessionVisibility {
     return { ...f, waitedMs: performance.now() - t0 };
   }
 
+  /** Facts usable with no round trip at all (nothing to wait for, cache fresh), or null. */
+  cachedForIndex(li: LiveIndex): TableFacts | null {
+    if (this.unsynced || this.epoch !== privilegeEpoch) return null;
+    const f = this.facts.get('\u0001' + li.meta.relid);
+    return f && performance.now() - f.at < FACTS_TTL_MS ? f : null;
+  }
+
   /**
    * The same for the extended protocol, where no query can run on the session's connection mid-batch:
    * the index (resolved by name at Parse) gives the relation, and Winnow's own connection reads the

@@ -43,7 +43,7 @@ describe('handler stack answers plain statements synchronously', () => {
     const bind = s.onBind(ctx, serialize.bind({ portal: '', statement: '', values: ['7'] }));
     expect(bind).toBeUndefined();
     expect(s.onDescribe(ctx, serialize.describe({ type: 'P', name: '' }))).toBeUndefined();
-    expect(s.onSync()).toBeUndefined();
+    expect(s.onSync(ctx, serialize.sync())).toBeUndefined();
     const text = 'SELECT id FROM bench_items WHERE id = 12345';
     const q = s.onQuery(ctx, { text, parsed: parseStatement(text), frame: serialize.query(text) });
     expect(q).toBeUndefined();

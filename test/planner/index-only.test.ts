@@ -1,0 +1,148 @@
+// Answering prepared vector queries from the index alone (issue 5's fast path): the bytes a client
+// receives equal those Postgres sends for the same statement, in text and binary, through pg and
+// postgres.js; and the fast path is not taken when it would be wrong (row-level security, a role
+// without SELECT, this session's uncommitted writes), while the session's own commits are seen.
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import pg from 'pg';
+import postgres from 'postgres';
+import { plannerStats } from '../../sql/planner/session.ts';
+import { float8Text } from '../../sql/planner/index-only.ts';
+import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
+
+const DIM = 16;
+let h: PlannerHarness;
+let c: pg.Client; // through Winnow
+let d: pg.Client; // straight to Postgres
+
+beforeAll(async () => {
+  h = await plannerHarness();
+  c = await h.client();
+  d = await h.direct();
+  await c.query('CREATE EXTENSION vector');
+  await c.query(`CREATE TABLE items (id bigint PRIMARY KEY, cat int NOT NULL, v vector(${DIM}))`);
+  await c.query(`CREATE TABLE small (id int PRIMARY KEY, v vector(${DIM}))`);
+  await fillTable(d, 'items', 3000, DIM, 3);
+  await d.query(`INSERT INTO small SELECT id::int, v FROM items WHERE id <= 500`);
+  await c.query('CREATE INDEX ON items USING hnsw (v vector_cosine_ops)');
+  await c.query('CREATE INDEX ON small USING winnow (v vector_l2_ops)');
+});
+
+afterAll(async () => {
+  await c?.end();
+  await d?.end();
+  await h?.close();
+});
+
+const KNN = 'SELECT id, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT 10';
+/** The same query with a column the index does not hold: rows come from Postgres. */
+const KNN_VIA_POSTGRES = 'SELECT id, v <=> $1 AS d, cat FROM items ORDER BY v <=> $1 LIMIT 10';
+
+/** pg's `binary: true` (all result columns in binary), missing from its typings. */
+function binary(client: pg.Client, q: { name?: string; text: string; values: unknown[] }): Promise<pg.QueryArrayResult> {
+  return client.query({ ...q, binary: true, rowMode: 'array' } as pg.QueryArrayConfig);
+}
+
+test('float8Text writes what float8out writes', async () => {
+  const xs = [0, -0, 1, -1, 0.1, 1 / 3, 1e-4, 9.99e-5, 1.5e-5, 1e-7, 123456789012345, 1e15, 1.5e15, 2 ** 60, 0.30000001192092896, Math.fround(0.7071067690849304), Infinity, -Infinity, NaN, 5e-324, 1.7976931348623157e308];
+  const r = await d.query(`SELECT x::text AS t FROM unnest($1::float8[]) WITH ORDINALITY AS u(x, i) ORDER BY i`, [`{${xs.map((x) => (Number.isNaN(x) ? 'NaN' : Object.is(x, -0) ? '-0' : Number.isFinite(x) ? x.toString() : x > 0 ? 'Infinity' : '-Infinity')).join(',')}}`]);
+  expect(xs.map(float8Text)).toEqual(r.rows.map((x) => x.t));
+});
+
+test('a named prepared statement is answered from the index alone after its first run, with the same bytes as through Postgres', async () => {
+  const rnd = prng(5);
+  for (let i = 0; i < 20; i++) {
+    const q = randomVector(DIM, rnd).pgv;
+    const before = plannerStats.indexOnly;
+    const fast = await c.query({ name: 'knn', text: KNN, values: [q], rowMode: 'array' });
+    const slow = await c.query({ name: 'knn_pg', text: KNN_VIA_POSTGRES, values: [q], rowMode: 'array' });
+    if (i > 0) expect(plannerStats.indexOnly - before).toBe(1);
+    expect(fast.rows).toEqual(slow.rows.map((r) => r.slice(0, 2)));
+    expect(fast.fields.map((f) => [f.name, f.dataTypeID, f.tableID, f.columnID, f.dataTypeSize, f.dataTypeModifier]))
+      .toEqual(slow.fields.slice(0, 2).map((f) => [f.name, f.dataTypeID, f.tableID, f.columnID, f.dataTypeSize, f.dataTypeModifier]));
+    expect(fast.rowCount).toBe(10);
+  }
+  // Binary results (pg's `binary: true` asks for binary columns) and an int4 key on an L2 index.
+  const bq = randomVector(DIM, rnd);
+  for (let i = 0; i < 2; i++) {
+    const fast = await binary(c, { name: 'bin', text: 'SELECT s.id, s.v <-> $1 FROM small s ORDER BY s.v <-> $1 LIMIT 7', values: [bq.pgv] });
+    const exact = await binary(d, { text: `SELECT id, v <-> $1::vector FROM small ORDER BY v <-> $1::vector LIMIT 7`, values: [bq.arr] });
+    expect(fast.rows.map((r) => r[0])).toEqual(exact.rows.map((r) => r[0]));
+    fast.rows.forEach((r, j) => expect(r[1]).toBeCloseTo(exact.rows[j][1], 5));
+    expect(fast.fields.map((f) => [f.name, f.dataTypeID, f.format])).toEqual([['id', 23, 'binary'], ['?column?', 701, 'binary']]);
+  }
+});
+
+test('postgres.js (named statements, cursors over the unnamed portal) gets the same rows', async () => {
+  const sql = postgres({ ...h.conn, max: 1, onnotice: () => {} });
+  try {
+    const rq = randomVector(DIM, prng(6));
+    const q = rq.pgv;
+    const exact = await d.query(`SELECT id::text, v <=> '${rq.arr}' AS d FROM items ORDER BY v <=> '${rq.arr}' LIMIT 10`);
+    const before = plannerStats.indexOnly;
+    for (let i = 0; i < 3; i++) {
+      const rows = await sql`SELECT id, v <=> ${q}::vector AS d FROM items ORDER BY v <=> ${q}::vector LIMIT 10`;
+      expect(rows.map((r) => String(r.id))).toEqual(exact.rows.map((r) => r.id));
+    }
+    expect(plannerStats.indexOnly - before).toBeGreaterThanOrEqual(2);
+    // A cursor fetches 3 rows per Execute: PortalSuspended between them.
+    const got: string[] = [];
+    await sql`SELECT id, v <=> ${q}::vector AS d FROM items ORDER BY v <=> ${q}::vector LIMIT 10`.cursor(3, (rows) => {
+      got.push(...rows.map((r) => String(r.id)));
+    });
+    expect(got).toEqual(exact.rows.map((r) => r.id));
+  } finally {
+    await sql.end();
+  }
+});
+
+test("the session's own committed writes are seen at once; uncommitted ones by its own queries only", async () => {
+  const q = randomVector(DIM, prng(7));
+  const run = () => c.query({ name: 'knn', text: KNN, values: [q.pgv] }).then((r) => r.rows.map((x) => String(x.id)));
+  await run();
+  // Through the extended protocol (a parameterised INSERT), then the prepared vector query.
+  await c.query('INSERT INTO items VALUES ($1, 1, $2)', [900001, q.pgv]);
+  expect((await run())[0]).toBe('900001');
+  await c.query('BEGIN');
+  await c.query('DELETE FROM items WHERE id = 900001');
+  const before = plannerStats.indexOnly;
+  expect(await run()).not.toContain('900001');
+  expect(plannerStats.indexOnly).toBe(before);
+  await c.query('ROLLBACK');
+  expect((await run())[0]).toBe('900001');
+  await c.query('DELETE FROM items WHERE id = 900001');
+  expect(await run()).not.toContain('900001');
+});
+
+test('row-level security and missing privileges keep queries on the Postgres path', async () => {
+  const role = `ro_${h.db.database}`;
+  await c.query(`CREATE ROLE ${role} LOGIN`);
+  const r = new pg.Client({ ...h.conn, user: role });
+  await r.connect();
+  try {
+    const rq = randomVector(DIM, prng(8));
+    const q = rq.pgv;
+    await expect(r.query({ name: 'k', text: KNN, values: [q] })).rejects.toMatchObject({ code: '42501' });
+    await expect(r.query({ name: 'k', text: KNN, values: [q] })).rejects.toMatchObject({ code: '42501' });
+    await c.query(`GRANT SELECT ON items TO ${role}`);
+    await c.query('ALTER TABLE items ENABLE ROW LEVEL SECURITY');
+    await c.query(`CREATE POLICY cat2 ON items FOR SELECT TO ${role} USING (cat = 2)`);
+    const before = plannerStats.indexOnly;
+    for (let i = 0; i < 3; i++) {
+      const res = await r.query({ name: 'k', text: KNN, values: [q] });
+      const exact = await d.query(`SELECT id::text FROM items WHERE cat = 2 ORDER BY v <=> '${rq.arr}' LIMIT 10`);
+      expect(res.rows.map((x) => String(x.id))).toEqual(exact.rows.map((x) => x.id));
+    }
+    expect(plannerStats.indexOnly).toBe(before);
+    await c.query('DROP POLICY cat2 ON items');
+    await c.query('ALTER TABLE items DISABLE ROW LEVEL SECURITY');
+    await r.query({ name: 'k', text: KNN, values: [q] });
+    const res = await r.query({ name: 'k', text: KNN, values: [q] });
+    expect(plannerStats.indexOnly).toBeGreaterThan(before);
+    expect(res.rows.length).toBe(10);
+    await c.query(`REVOKE SELECT ON items FROM ${role}`);
+    await expect(r.query({ name: 'k', text: KNN, values: [q] })).rejects.toMatchObject({ code: '42501' });
+  } finally {
+    await r.end();
+    await d.query(`DROP ROLE ${role}`);
+  }
+});
