@@ -33,6 +33,16 @@ export interface KnnPattern {
   selectList: string;
   fromList: string;
   where: string | null;
+  /** Byte spans in `where` (relative) of expressions equal to the ORDER BY distance (rewritten to the index's distance). */
+  whereSpans: [number, number][];
+  /**
+   * `WHERE … AND col <op> q < r [AND …]` (or <=, or r > col <op> q) with the ORDER BY's distance: the
+   * result is cut at r. The first such conjunct; `filterWhere`/`filterWhereNode` are the WHERE clause
+   * without it (what pre/post/in filters evaluate; null when nothing else is left).
+   */
+  threshold?: Radius;
+  filterWhere: string | null;
+  filterWhereNode: Node | null;
   /** Byte spans in selectList (relative) of expressions equal to the ORDER BY distance. */
   distanceSpans: [number, number][];
   /** Select-list distance spans that carry no alias (Postgres would name them ?column?). */
@@ -40,6 +50,11 @@ export interface KnnPattern {
 }
 
 const OPS: Record<string, Metric> = { '<->': 'l2', '<#>': 'ip', '<=>': 'cos' };
+
+export interface Radius { r: number; inclusive: boolean }
+
+type Distance = NonNullable<ReturnType<typeof distanceExpr>>;
+type QueryOperand = { literal: string } | { param: number };
 
 function minLocation(n: unknown): number {
   let min = Infinity;
@@ -139,13 +154,13 @@ export function recognizeKnn(text: string, stmt: Node, stmtLocation: number, stm
   const orderKw = latin.slice(0, sortStart).toLowerCase().lastIndexOf('order');
   if (orderKw < 0) return null;
   let fromEnd = orderKw;
-  let where: string | null = null;
+  let w: WhereParts = { where: null, whereSpans: [], filterWhere: null, filterWhereNode: null };
   if (s.whereClause) {
     const wStart = minLocation(s.whereClause);
     const wKw = latin.slice(0, wStart).toLowerCase().lastIndexOf('where');
     if (wKw < rv.location) return null;
     fromEnd = wKw;
-    where = slice(wKw + 5, orderKw).trim();
+    w = whereParts(buf, latin, s.whereClause, wKw + 5, orderKw, d);
   }
   if (end < orderKw) return null;
   const selectList = slice(selStart, fromKw);
@@ -181,7 +196,7 @@ export function recognizeKnn(text: string, stmt: Node, stmtLocation: number, stm
     offset,
     selectList,
     fromList,
-    where,
+    ...w,
     distanceSpans,
     unnamed,
   };
@@ -203,7 +218,8 @@ export function rewriteKnn(p: KnnPattern, keyColumn: string, ids: BigInt64Array 
   });
   sel += selBuf.subarray(at).toString('utf8');
   const cond = `${key} = ANY(${idArr})`;
-  return `SELECT ${sel.trim()} FROM ${p.fromList} WHERE ${p.where ? `(${p.where}) AND ` : ''}${cond} ORDER BY ${pos} LIMIT ${p.limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
+  const where = p.where === null ? null : replaceSpans(p.where, p.whereSpans, `(${distArr})[${pos}]`);
+  return `SELECT ${sel.trim()} FROM ${p.fromList} WHERE ${where ? `(${where}) AND ` : ''}${cond} ORDER BY ${pos} LIMIT ${p.limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
 }
 
 /**
@@ -244,4 +260,215 @@ export function parseVectorLiteral(s: string): Float32Array | null {
     out[i] = x;
   }
   return out;
+}
+
+// ---------------------------------------------------------------- WHERE: distances and thresholds
+
+interface WhereParts {
+  where: string | null;
+  whereSpans: [number, number][];
+  threshold?: Radius;
+  filterWhere: string | null;
+  filterWhereNode: Node | null;
+}
+
+const ASCII_WS = new Set([0x20, 0x09, 0x0a, 0x0d, 0x0c, 0x0b]);
+
+/** [a, b) without ASCII whitespace at either end (never cuts into a UTF-8 sequence). */
+function trimSpan(buf: Buffer, a: number, b: number): [number, number] {
+  while (a < b && ASCII_WS.has(buf[a])) a++;
+  while (b > a && ASCII_WS.has(buf[b - 1])) b--;
+  return [a, b];
+}
+
+/** `text` with each byte span replaced by `by` (spans sorted, not overlapping). */
+function replaceSpans(text: string, spans: [number, number][], by: string | ((i: number) => string)): string {
+  if (!spans.length) return text;
+  const b = Buffer.from(text, 'utf8');
+  let out = '';
+  let at = 0;
+  spans.forEach(([x, y], i) => {
+    out += b.subarray(at, x).toString('utf8') + (typeof by === 'string' ? by : by(i));
+    at = y;
+  });
+  return out + b.subarray(at).toString('utf8');
+}
+
+const IDENT = String.raw`(?:"(?:[^"]|"")*"|[A-Za-z_\x80-\xff][\w$\x80-\xff]*)`;
+/** Text from a distance's column reference to its operand: `[q.]col <op> `, nothing else (no parentheses). */
+const DIST_HEAD = new RegExp(String.raw`^(?:${IDENT}\s*\.\s*){0,2}${IDENT}\s*(?:<->|<#>|<=>)\s*$`);
+
+/** Byte span of a distance expression `col <op> operand` whose text is exactly that (else null). */
+function distanceSpan(latin: string, td: Distance): [number, number] | null {
+  const e = operandEnd(latin, td.op.start);
+  if (e === null || !DIST_HEAD.test(latin.slice(td.colStart, td.op.start))) return null;
+  return [td.colStart, e];
+}
+
+const sameDistance = (a: Distance, b: Distance) => a.column === b.column && a.metric === b.metric && sameQuery(a.op, b.op);
+
+/**
+ * Spans of every occurrence of distance `d` in `node` (not inside subqueries, whose columns may be
+ * other tables'). False when one is found whose text cannot be replaced exactly.
+ */
+function distanceSpansIn(latin: string, node: unknown, d: Distance, out: [number, number][]): boolean {
+  let ok = true;
+  const walk = (x: unknown) => {
+    if (!ok) return;
+    if (Array.isArray(x)) return x.forEach(walk);
+    if (!x || typeof x !== 'object') return;
+    const n = x as Node;
+    if (n.SubLink) return; // a subquery: its own scope
+    if (n.A_Expr) {
+      const td = distanceExpr(n);
+      if (td && sameDistance(td, d)) {
+        const sp = distanceSpan(latin, td);
+        if (!sp) ok = false;
+        else out.push(sp);
+        return;
+      }
+    }
+    for (const v of Object.values(n)) walk(v);
+  };
+  walk(node);
+  out.sort((a, b) => a[0] - b[0]);
+  return ok;
+}
+
+/** A numeric constant (optionally cast to a numeric type): its value and the end of its text. */
+function numericConst(latin: string, n: Node): { value: number; start: number; end: number } | null {
+  let c = n;
+  if (c.TypeCast) {
+    const names = (c.TypeCast.typeName?.names ?? []).map((x: Node) => x.String?.sval);
+    if (!['float4', 'float8', 'numeric', 'int2', 'int4', 'int8'].includes(names[names.length - 1])) return null;
+    c = c.TypeCast.arg;
+  }
+  const a = c?.A_Const;
+  if (!a) return null;
+  const value = a.ival ? (typeof a.ival.ival === 'number' ? a.ival.ival : 0) : a.fval ? Number(a.fval.fval) : null;
+  if (value === null || !Number.isFinite(value)) return null;
+  // The literal, possibly quoted or cast: -1.5e3, '0.5', 0.5::float8, '0.5'::real.
+  const re = /(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|'[^']*')(?:\s*::\s*[A-Za-z_][\w]*(?:\s+precision)?)?/y;
+  re.lastIndex = a.location;
+  const m = re.exec(latin);
+  if (!m) return null;
+  return { value, start: a.location, end: a.location + m[0].length };
+}
+
+/** `d < r`, `d <= r`, `r > d`, `r >= d` for a distance matching `want` (any distance when omitted). */
+function thresholdOf(latin: string, n: Node, want?: Distance): { d: Distance; radius: Radius; span: [number, number] } | null {
+  const e = n.A_Expr;
+  if (!e || e.kind !== 'AEXPR_OP' || e.name?.length !== 1) return null;
+  const op: string = e.name[0].String?.sval;
+  let dn: Node, cn: Node, inclusive: boolean;
+  if (op === '<' || op === '<=') [dn, cn, inclusive] = [e.lexpr, e.rexpr, op === '<='];
+  else if (op === '>' || op === '>=') [dn, cn, inclusive] = [e.rexpr, e.lexpr, op === '>='];
+  else return null;
+  const d = distanceExpr(dn);
+  if (!d || (want && !sameDistance(d, want))) return null;
+  const ds = distanceSpan(latin, d);
+  const c = numericConst(latin, cn);
+  if (!ds || !c) return null;
+  const span: [number, number] = op[0] === '<' ? [ds[0], c.end] : [c.start, ds[1]];
+  // The conjunct's text must be exactly `<distance> <op> <constant>` (or reversed).
+  const mid = op[0] === '<' ? latin.slice(ds[1], c.start) : latin.slice(c.end, ds[0]);
+  if (mid.trim() !== op) return null;
+  return { d, radius: { r: c.value, inclusive }, span };
+}
+
+const conjuncts = (w: Node): Node[] => (w.BoolExpr?.boolop === 'AND_EXPR' ? w.BoolExpr.args : [w]);
+
+/** The WHERE clause between byte offsets a and b: its text, distance spans and threshold. */
+function whereParts(buf: Buffer, latin: string, whereNode: Node, a0: number, b0: number, d: Distance): WhereParts {
+  const [a, b] = trimSpan(buf, a0, b0);
+  const where = buf.subarray(a, b).toString('utf8');
+  const abs: [number, number][] = [];
+  const exact = distanceSpansIn(latin, whereNode, d, abs);
+  const whereSpans = exact ? abs.map(([x, y]) => [x - a, y - a] as [number, number]) : [];
+  const parts = conjuncts(whereNode);
+  for (let i = 0; i < parts.length; i++) {
+    const t = thresholdOf(latin, parts[i], d);
+    if (!t || t.span[0] < a || t.span[1] > b) continue;
+    const rest = parts.filter((_, j) => j !== i);
+    const filterWhere = rest.length ? replaceSpans(where, [[t.span[0] - a, t.span[1] - a]], 'true') : null;
+    const filterWhereNode = rest.length === 0 ? null : rest.length === 1 ? rest[0] : { BoolExpr: { boolop: 'AND_EXPR', args: rest } };
+    return { where, whereSpans, threshold: t.radius, filterWhere, filterWhereNode };
+  }
+  return { where, whereSpans, filterWhere: where, filterWhereNode: whereNode };
+}
+
+// ---------------------------------------------------------------- range queries
+
+/**
+ * `SELECT … FROM t [alias] WHERE … AND col <op> q < r [AND …] …` without the ORDER BY distance LIMIT
+ * shape: every row within r of q (any select list, ORDER BY, GROUP BY, LIMIT). The index finds the
+ * ids within r; the statement runs unchanged in Postgres except that the threshold conjunct becomes
+ * `pk = ANY(ids)` and every occurrence of the distance becomes the index's distance.
+ */
+export interface RangePattern {
+  schema?: string;
+  table: string;
+  ref: string;
+  column: string;
+  metric: Metric;
+  query: { literal: string };
+  radius: Radius;
+  /** The statement's text (UTF-8 exact) and spans in it: [start, end, 'ids' | 'dist']. */
+  text: string;
+  spans: [number, number, 'ids' | 'dist' | 'unnamed'][];
+}
+
+export function recognizeRange(text: string, stmt: Node, stmtLocation: number, stmtLength: number): RangePattern | null {
+  const s = stmt.SelectStmt;
+  if (!s || s.op !== 'SETOP_NONE' || s.withClause || s.lockingClause || s.intoClause || s.valuesLists || !s.whereClause) return null;
+  if (!s.fromClause || s.fromClause.length !== 1 || !s.fromClause[0].RangeVar) return null;
+  const rv = s.fromClause[0].RangeVar;
+  if (rv.catalogname || rv.inh === false) return null;
+  const buf = Buffer.from(text, 'utf8');
+  const latin = buf.toString('latin1');
+  const head = /\s*(?:--[^\n]*\n\s*)*select\b/iy;
+  head.lastIndex = stmtLocation;
+  if (!head.exec(latin)) return null;
+  const [a, b] = trimSpan(buf, stmtLocation, stmtLength > 0 ? stmtLocation + stmtLength : buf.length);
+  let found: ReturnType<typeof thresholdOf> = null;
+  for (const c of conjuncts(s.whereClause)) {
+    const t = thresholdOf(latin, c);
+    if (t && 'literal' in t.d.op) {
+      found = t;
+      break;
+    }
+  }
+  if (!found || found.span[0] < a || found.span[1] > b) return null;
+  const d = found.d;
+  const dist: [number, number][] = [];
+  if (!distanceSpansIn(latin, s, d, dist)) return null;
+  // A whole select-list entry without a name keeps Postgres's name for it (?column?).
+  const unnamed = new Set<number>();
+  for (const t of s.targetList ?? []) {
+    const td = t.ResTarget && !t.ResTarget.name ? distanceExpr(t.ResTarget.val) : null;
+    if (td && sameDistance(td, d)) unnamed.add(td.colStart);
+  }
+  const spans: [number, number, 'ids' | 'dist' | 'unnamed'][] = [[found.span[0] - a, found.span[1] - a, 'ids']];
+  for (const [x, y] of dist) if (y <= found.span[0] || x >= found.span[1]) spans.push([x - a, y - a, unnamed.has(x) ? 'unnamed' : 'dist']);
+  spans.sort((p, q) => p[0] - q[0]);
+  return {
+    schema: rv.schemaname,
+    table: rv.relname,
+    ref: rv.alias?.aliasname ?? rv.relname,
+    column: d.column,
+    metric: d.metric,
+    query: { literal: (d.op as { literal: string }).literal },
+    radius: found.radius,
+    text: buf.subarray(a, b).toString('utf8'),
+    spans,
+  };
+}
+
+/** The range statement restricted to the ids the index found within the radius. */
+export function rewriteRange(p: RangePattern, keyColumn: string, ids: BigInt64Array | bigint[], dists: ArrayLike<number>): string {
+  const idArr = `'{${Array.from(ids, String).join(',')}}'::bigint[]`;
+  const distArr = `'{${Array.from(dists as ArrayLike<number>, (x) => (Number.isFinite(x) ? String(x) : x > 0 ? 'Infinity' : '-Infinity')).join(',')}}'::float8[]`;
+  const key = `${quoteIdent(p.ref)}.${quoteIdent(keyColumn)}`;
+  const lookup = `(${distArr})[array_position(${idArr}, ${key}::bigint)]`;
+  return replaceSpans(p.text, p.spans.map(([x, y]) => [x, y]), (i) => (p.spans[i][2] === 'ids' ? `(${key} = ANY(${idArr}))` : p.spans[i][2] === 'unnamed' ? `${lookup} AS "?column?"` : lookup));
 }

@@ -8,13 +8,25 @@ type Node = Record<string, any>;
 
 export interface KnnSettings { nprobe: number; kFactor: number }
 
-export interface SessionGucs { nprobe: string | null; kFactor: string | null; efSearch: string | null; probes: string | null }
+export interface SessionGucs { nprobe: string | null; kFactor: string | null; efSearch: string | null; probes: string | null; filterStrategy: string | null }
 
-export const noGucs = (): SessionGucs => ({ nprobe: null, kFactor: null, efSearch: null, probes: null });
+export const noGucs = (): SessionGucs => ({ nprobe: null, kFactor: null, efSearch: null, probes: null, filterStrategy: null });
 
 const GUC_KEYS: Record<string, keyof SessionGucs> = {
   'winnow.nprobe': 'nprobe', 'winnow.k_factor': 'kFactor', 'hnsw.ef_search': 'efSearch', 'ivfflat.probes': 'probes',
+  'winnow.filter_strategy': 'filterStrategy',
 };
+
+/** winnow.filter_strategy: how a WHERE clause restricts a vector search (sql/planner/README.md, Filters). */
+export type FilterStrategy = 'auto' | 'pre' | 'post' | 'in';
+export const FILTER_STRATEGIES: readonly FilterStrategy[] = ['auto', 'pre', 'post', 'in'];
+
+/** The strategy a tracked value names (unset = auto), or null for a value that is not one. */
+export function filterStrategyOf(value: string | null): FilterStrategy | null {
+  if (value === null) return 'auto';
+  const v = value.trim().toLowerCase();
+  return (FILTER_STRATEGIES as readonly string[]).includes(v) ? (v as FilterStrategy) : null;
+}
 
 /** Applies a VariableSetStmt (SET / RESET / RESET ALL) to the tracked settings. */
 export function trackSet(gucs: SessionGucs, stmt: Node): void {

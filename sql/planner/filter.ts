@@ -1,0 +1,195 @@
+// Filtered nearest-neighbour search: the four values of winnow.filter_strategy.
+//
+//   pre   Postgres returns the ids that pass the WHERE clause (under the client's role, so RLS applies);
+//         the native search is restricted to them. Cost grows with the number of matching rows.
+//   post  iterative deepening: search k' candidates unfiltered, ask Postgres which of them pass
+//         (`SELECT pk FROM t WHERE (p) AND pk = ANY($ids)`), double k' until k pass or the index is
+//         exhausted. Cost grows with k / selectivity.
+//   in    the clause only uses the index's INCLUDE columns: compiled to a JS predicate
+//         (include-predicate.ts) and evaluated on Winnow's copy of those columns, no round trip.
+//   auto  `in` when eligible, else `pre` below AUTO_PRE_BELOW estimated selectivity and `post` above
+//         (Postgres's planner estimate, selectivity.ts; crossover measured in sql/planner/README.md).
+//
+// Every strategy returns exactly min(k, matching rows) ids in distance order (up to the index's
+// approximation): post falls back to pre when deepening would look at more than half of the index.
+import type { SessionContext } from '../../server/session.ts';
+import type { LiveIndex } from '../../sync/index-manager.ts';
+import type { IncludeStore } from '../../sync/include-store.ts';
+import { quoteIdent } from '../quote.ts';
+import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
+import { searchIndex } from './search.ts';
+import { estimateSelectivity, type SelectivityEstimate } from './selectivity.ts';
+import type { FilterStrategy, KnnSettings } from './settings.ts';
+
+type Node = Record<string, any>;
+
+/**
+ * auto: below this estimated selectivity the pre-filter is cheaper than post-filtering. Measured on
+ * wordnet-use-512 30k (bench/filter-strategies.ts, sql/planner/README.md).
+ */
+export const AUTO_PRE_BELOW = 0.02;
+/** post: deepening stops (and the pre-filter answers) once k' would exceed this fraction of the index. */
+export const POST_MAX_FRACTION = 0.5;
+
+export interface FilterQuery {
+  /** Name qualifying the table's columns (alias or table name), the FROM text, the key column. */
+  ref: string;
+  fromList: string;
+  keyColumn: string;
+  /** The WHERE text Postgres evaluates for pre/post (null: none; RLS alone still filters). */
+  where: string | null;
+  /** Its parse tree (for `in`); null when the text is not one node of the statement's tree. */
+  whereNode: Node | null;
+  /** Row-level security is enabled on the table: only pre/post see the role's visible rows. */
+  rls: boolean;
+  /** Distance bound of the query (WHERE col <op> q < r): deepening stops beyond it. */
+  radius?: { r: number; inclusive: boolean };
+}
+
+export interface FilterOutcome {
+  ids: BigInt64Array;
+  distances: Float32Array;
+  strategy: 'none' | 'pre' | 'post' | 'in';
+  /** What was asked for (winnow.filter_strategy) and, when it differs, why this strategy answered. */
+  requested: FilterStrategy;
+  reason: string | null;
+  estimate: SelectivityEstimate | null;
+  /** Candidates expected: allowed ids (pre/in: selectivity × rows) or the first k' (post). */
+  estimatedCandidates: number | null;
+  /** Candidates the search considered: allowed ids (pre/in), or ids checked by Postgres (post). */
+  candidates: number;
+  /** post: searches run (1 = no deepening). */
+  rounds: number;
+  ms: { estimate: number; filter: number; search: number; check: number };
+}
+
+/** The index's INCLUDE columns, once sync/include-store.ts is wired into LiveIndex (null before). */
+export function includesOf(li: LiveIndex): IncludeStore | null {
+  return (li as LiveIndex & { includes?: IncludeStore | null }).includes ?? null;
+}
+
+/** Cuts a distance-ordered result at the radius (`< r`, or `<= r` when inclusive). */
+export function withinRadius(ids: BigInt64Array, distances: Float32Array, radius?: { r: number; inclusive: boolean }): { ids: BigInt64Array; distances: Float32Array } {
+  if (!radius) return { ids, distances };
+  let n = 0;
+  while (n < ids.length && (radius.inclusive ? distances[n] <= radius.r : distances[n] < radius.r)) n++;
+  return { ids: ids.subarray(0, n), distances: distances.subarray(0, n) };
+}
+
+const beyond = (d: number, radius?: { r: number; inclusive: boolean }) => !!radius && (radius.inclusive ? d > radius.r : d >= radius.r);
+
+export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, q: FilterQuery, requested: FilterStrategy): Promise<FilterOutcome | null> {
+  const ms = { estimate: 0, filter: 0, search: 0, check: 0 };
+  const out = (o: Omit<FilterOutcome, 'ms' | 'requested'>): FilterOutcome => {
+    const r = withinRadius(o.ids, o.distances, q.radius);
+    return { ...o, ...r, requested, ms };
+  };
+  const size = li.index.size;
+  if (!q.where && !q.rls) {
+    const t = performance.now();
+    const r = searchIndex(li, vec, k, s);
+    ms.search = performance.now() - t;
+    return out({ ...r, strategy: 'none', reason: null, estimate: null, estimatedCandidates: null, candidates: size, rounds: 1 });
+  }
+  let strategy: 'pre' | 'post' | 'in';
+  let reason: string | null = null;
+  let pred: IncludePredicate | null = null;
+  const store = includesOf(li);
+  if (requested === 'in' || requested === 'auto') {
+    const why = q.rls ? 'row-level security is enabled on the table'
+      : !store ? 'the index has no INCLUDE columns'
+      : !q.where || !q.whereNode ? 'no WHERE clause to evaluate'
+      : includeIneligibility(q.whereNode, store, [q.ref]);
+    if (why === null) pred = compileIncludePredicate(q.whereNode!, store!, [q.ref]);
+    else if (requested === 'in') reason = `in not eligible: ${why}`;
+  }
+  let estimate: SelectivityEstimate | null = null;
+  if (pred) strategy = 'in';
+  else if (requested === 'pre' || requested === 'post') strategy = requested;
+  else {
+    // auto (or `in` that is not eligible): Postgres's estimate decides.
+    if (q.where) {
+      const t = performance.now();
+      estimate = await estimateSelectivity(ctx, li.meta.relid, q.fromList, q.where, size);
+      ms.estimate = performance.now() - t;
+    }
+    const sel = estimate?.selectivity ?? 1;
+    strategy = sel < AUTO_PRE_BELOW ? 'pre' : 'post';
+    const why = estimate ? `estimated selectivity ${(sel * 100).toPrecision(3)}% ${strategy === 'pre' ? '<' : '≥'} ${AUTO_PRE_BELOW * 100}%` : 'row-level security only';
+    reason = reason ? `${reason}; ${why}` : `auto: ${why}`;
+  }
+
+  const key = `${quoteIdent(q.ref)}.${quoteIdent(q.keyColumn)}`;
+  const cond = q.where ? `(${q.where})` : 'true';
+  const preFilter = async (): Promise<BigInt64Array | null> => {
+    const t = performance.now();
+    const f = await ctx.query(`SELECT ${key}::bigint FROM ${q.fromList} WHERE ${cond}`);
+    ms.filter += performance.now() - t;
+    if (f.error) return null; // Postgres reports it on the original statement
+    const ids = BigInt64Array.from(f.rows, (row) => BigInt(row[0]!));
+    ids.sort();
+    return ids;
+  };
+  const restricted = (allowed: BigInt64Array) => {
+    const t = performance.now();
+    const r = searchIndex(li, vec, k, s, allowed);
+    ms.search += performance.now() - t;
+    return r;
+  };
+
+  if (strategy === 'in') {
+    const t = performance.now();
+    const allowed = store!.matching(pred!);
+    ms.filter = performance.now() - t;
+    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowed.length, rounds: 1 });
+  }
+  if (strategy === 'pre') {
+    const allowed = await preFilter();
+    if (!allowed) return null;
+    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: estimate ? Math.round(estimate.rows) : null, candidates: allowed.length, rounds: 1 });
+  }
+
+  // post: iterative deepening.
+  const sel = estimate?.selectivity;
+  let kp = Math.min(size, Math.max(2 * k, sel ? Math.ceil((1.5 * k) / Math.max(sel, 1e-6)) : 0));
+  const estimatedCandidates = kp;
+  const passes = new Map<bigint, boolean>();
+  let rounds = 0;
+  for (;;) {
+    rounds++;
+    let t = performance.now();
+    const r = searchIndex(li, vec, Math.max(1, kp), s);
+    ms.search += performance.now() - t;
+    const fresh: bigint[] = [];
+    for (const id of r.ids) if (!passes.has(id)) fresh.push(id);
+    if (fresh.length) {
+      t = performance.now();
+      const c = await ctx.query(`SELECT ${key}::bigint FROM ${q.fromList} WHERE ${cond} AND ${key} = ANY('{${fresh.join(',')}}'::bigint[])`);
+      ms.check += performance.now() - t;
+      if (c.error) return null;
+      for (const id of fresh) passes.set(id, false);
+      for (const row of c.rows) passes.set(BigInt(row[0]!), true);
+    }
+    const ids: bigint[] = [];
+    const dists: number[] = [];
+    for (let i = 0; i < r.ids.length && ids.length < k; i++) {
+      if (passes.get(r.ids[i])) {
+        ids.push(r.ids[i]);
+        dists.push(r.distances[i]);
+      }
+    }
+    const exhausted = r.ids.length < kp || kp >= size;
+    const pastRadius = r.ids.length > 0 && beyond(r.distances[r.ids.length - 1], q.radius);
+    if (ids.length >= k || exhausted || pastRadius) {
+      return out({ ids: BigInt64Array.from(ids), distances: Float32Array.from(dists), strategy, reason, estimate, estimatedCandidates, candidates: passes.size, rounds });
+    }
+    if (2 * kp > POST_MAX_FRACTION * size) {
+      // Few rows match: the pre-filter's id list is now the cheaper, exact way to finish.
+      const allowed = await preFilter();
+      if (!allowed) return null;
+      reason = `${reason ? reason + '; ' : ''}post-filter found ${ids.length} of ${k} after ${rounds} round${rounds > 1 ? 's' : ''}: finished with pre-filter`;
+      return out({ ...restricted(allowed), strategy: 'pre', reason, estimate, estimatedCandidates, candidates: passes.size + allowed.length, rounds: rounds + 1 });
+    }
+    kp = Math.min(size, kp * 2);
+  }
+}
