@@ -346,7 +346,15 @@ export class VectorIndex {
     for (const k of ['neighborNprobe', 'neighborKFactor', 'seed'] as const) nonNegInt(o[k], k);
     if (!Array.isArray(o.learningRates) || o.learningRates.length === 0 || o.learningRates.some((v) => !(typeof v === 'number' && v > 0 && Number.isFinite(v))))
       throw new RangeError('learningRates must be a non-empty array of positive numbers');
-    return this.#h.learn(o, onProgress);
+    let seen = 0;
+    const rep = await this.#h.learn(o, onProgress && ((phase, done, total, value) => {
+      seen++;
+      onProgress(phase, done, total, value);
+    }));
+    // Deliver every progress event before resolving (they travel on a separate queue).
+    const { progressEvents, ...report } = rep as LearnReport & { progressEvents: number };
+    for (let spins = 0; seen < progressEvents && spins < 10_000; spins++) await new Promise((r) => setImmediate(r));
+    return report;
   }
 
   #opts(o: SearchOptions, threads: number): NativeSearchOpts {

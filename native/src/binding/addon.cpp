@@ -4,6 +4,7 @@
 // C++ exceptions become JS Errors; nothing here aborts the process.
 #include <napi.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <functional>
@@ -481,12 +482,15 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
       tsfn = std::make_shared<Napi::ThreadSafeFunction>(
           Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "winnow-learn-progress", 0, 1));
     auto rep = std::make_shared<learn::LearnReport>();
+    // Progress calls still queued when the promise settles are counted so the JS side can
+    // wait for them: callers then see every progress event before the result.
+    auto sent = std::make_shared<std::atomic<size_t>>(0);
     auto w = new PromiseWorker(
         env,
-        [idx, c, tsfn, rep] {
+        [idx, c, tsfn, rep, sent] {
           learn::LearnProgress prog;
           if (tsfn) {
-            prog = [tsfn](const std::string& phase, size_t done, size_t total, double value) {
+            prog = [tsfn, sent](const std::string& phase, size_t done, size_t total, double value) {
               struct P {
                 std::string phase;
                 double done, total, value;
@@ -501,14 +505,18 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
                 }
                 delete p;
               });
-              if (st != napi_ok) delete p;
+              if (st != napi_ok)
+                delete p;
+              else
+                ++*sent;
             };
           }
           *rep = learn::learn_search_params(*idx, c, prog);
         },
-        [rep](Napi::Env env) -> Napi::Value {
+        [rep, sent](Napi::Env env) -> Napi::Value {
           const auto& r = *rep;
           auto o = Napi::Object::New(env);
+          o.Set("progressEvents", double(sent->load()));
           o.Set("trainQueries", double(r.train_queries));
           o.Set("validationQueries", double(r.val_queries));
           o.Set("neighbors", double(r.neighbors));
