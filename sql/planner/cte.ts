@@ -15,19 +15,22 @@ export interface InnerSelect {
   /** Byte range of the SELECT's text (from the SELECT keyword to before its closing parenthesis). */
   start: number;
   end: number;
+  /** For EXPLAIN: `CTE name` or `subquery alias`. */
+  label: string;
 }
 
 /** The SELECTs of WITH items and FROM-clause subqueries (also inside joins) of a top-level SELECT. */
 export function innerSelects(text: string, stmt: Node): InnerSelect[] {
   const s = stmt.SelectStmt;
   if (!s) return [];
-  const candidates: Node[] = [];
+  const candidates: { q: Node; label: string }[] = [];
   for (const c of s.withClause?.ctes ?? []) {
     const q = c.CommonTableExpr?.ctequery;
-    if (q?.SelectStmt && !s.withClause.recursive) candidates.push(q);
+    if (q?.SelectStmt && !s.withClause.recursive) candidates.push({ q, label: `CTE ${c.CommonTableExpr.ctename}` });
   }
   const fromItem = (f: Node) => {
-    if (f.RangeSubselect && !f.RangeSubselect.lateral && f.RangeSubselect.subquery?.SelectStmt) candidates.push(f.RangeSubselect.subquery);
+    const rs = f.RangeSubselect;
+    if (rs && !rs.lateral && rs.subquery?.SelectStmt) candidates.push({ q: rs.subquery, label: `subquery ${rs.alias?.aliasname ?? '(unnamed)'}` });
     if (f.JoinExpr) {
       fromItem(f.JoinExpr.larg);
       fromItem(f.JoinExpr.rarg);
@@ -38,7 +41,7 @@ export function innerSelects(text: string, stmt: Node): InnerSelect[] {
   const buf = Buffer.from(text, 'utf8');
   const latin = buf.toString('latin1');
   const out: InnerSelect[] = [];
-  for (const q of candidates) {
+  for (const { q, label } of candidates) {
     const first = minLocation(q);
     if (!Number.isFinite(first)) continue;
     const start = latin.slice(0, first + 1).toLowerCase().lastIndexOf('select');
@@ -48,7 +51,7 @@ export function innerSelects(text: string, stmt: Node): InnerSelect[] {
     if (latin[open] !== '(') continue;
     const close = matchingParen(latin, open);
     if (close < 0) continue;
-    out.push({ stmt: q, start, end: close });
+    out.push({ stmt: q, start, end: close, label });
   }
   return out;
 }
