@@ -81,6 +81,24 @@ export type StatementHandlerFactory = (ctx: SessionContext) => StatementHandler 
 
 // ---------------------------------------------------------------- session
 
+/** An exception from a StatementHandler hook (as opposed to a malformed message, which ends the session). */
+class HookError extends Error {
+  constructor(readonly cause: unknown) {
+    super('statement handler failed');
+  }
+}
+
+/** Calls a hook; what it throws or rejects with becomes a HookError. */
+function guard<T>(call: () => MaybePromise<T>): MaybePromise<T> {
+  let r: MaybePromise<T>;
+  try {
+    r = call();
+  } catch (err) {
+    throw new HookError(err);
+  }
+  return r;
+}
+
 /** Splits buffers of whole backend messages into one view per message (only where a hook needs them). */
 export function splitFrames(data: Buffer[]): Buffer[] {
   const out: Buffer[] = [];
@@ -152,6 +170,10 @@ export class Session implements SessionContext {
   readonly params: Record<string, string>;
   readonly log: Logger;
   readonly preparedStatements = new Map<string, PreparedStatement>();
+  /** Winnow errors to put in place of the marker errors Postgres returns (hookFailed). */
+  private hookErrors: { marker: Buffer; error: Buffer }[] = [];
+  private hookErrorSeq = 0;
+  private skippingToSync = false;
   private readonly framer: Framer;
   private backend: Backend | null = null;
   private handler: StatementHandler | undefined;
@@ -252,11 +274,27 @@ export class Session implements SessionContext {
   private toClient(data: Buffer[]): void {
     let frames = data;
     if (this.phase !== 'ready') this.watchStartup(splitFrames(data));
+    if (this.hookErrors.length) data = frames = this.replaceHookErrors(splitFrames(data));
     const h = this.handler?.onBackendMessage;
     if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, splitFrames(data));
     if (this.ended || frames.length === 0) return;
     const ok = writeFrames(this.client, frames);
     if (!ok) this.backend?.socket.pause(); // resumed on the client's 'drain'
+  }
+
+  /**
+   * A hook failed: Postgres is sent a statement that fails with a marker in its message, so that it
+   * aborts the transaction or skips the rest of the extended batch exactly as for any error of its
+   * own; its ErrorResponse is replaced here by Winnow's.
+   */
+  private replaceHookErrors(frames: Buffer[]): Buffer[] {
+    return frames.map((f) => {
+      if (f[0] !== B.ErrorResponse || this.hookErrors.length === 0) return f;
+      const head = this.hookErrors[0];
+      if (!f.includes(head.marker)) return f;
+      this.hookErrors.shift();
+      return head.error;
+    });
   }
 
   private applyBackendHook(h: NonNullable<StatementHandler['onBackendMessage']>, frames: Buffer[]): Buffer[] {
@@ -360,10 +398,21 @@ export class Session implements SessionContext {
           this.end();
           return;
         }
+        if (this.skippingToSync) {
+          // The rest of a batch whose hook failed: Postgres skips it too (it got the failing Bind).
+          if (t !== F.Sync) continue;
+          this.skippingToSync = false;
+          out.push(f);
+          this.backend!.expect(t);
+          continue;
+        }
         this.inHook = true;
         let action;
         try {
           action = this.dispatch(t, f);
+        } catch (err) {
+          if (!(err instanceof HookError)) throw err;
+          action = this.hookFailed(t, err.cause);
         } finally {
           this.inHook = false;
         }
@@ -388,8 +437,13 @@ export class Session implements SessionContext {
               this.pump();
             },
             (err) => {
-              this.log.error({ err }, 'statement handler failed');
-              this.fatal('XX000', `internal error in Winnow: ${(err as Error).message}`);
+              if (this.ended) return;
+              const o: Buffer[] = [];
+              this.apply(t, frame, this.hookFailed(t, err), o);
+              this.flushToBackend(o);
+              this.blocked = false;
+              this.client.resume();
+              this.pump();
             },
           );
           return;
@@ -425,6 +479,25 @@ export class Session implements SessionContext {
     }
   }
 
+  /**
+   * A hook threw or rejected: the client gets an ErrorResponse (XX000) and keeps its connection; what
+   * Postgres is sent instead fails in its place (see replaceHookErrors), so a transaction block is
+   * aborted and an extended batch skipped up to Sync, as after any error.
+   */
+  private hookFailed(t: number, err: unknown): FrontendAction {
+    this.log.error({ err }, 'statement handler failed');
+    const marker = `winnow-hook-error-${this.id}-${++this.hookErrorSeq}`;
+    const error = ErrorResponse({ severity: 'ERROR', code: 'XX000', message: `internal error in Winnow: ${(err as Error)?.message ?? String(err)}` });
+    this.hookErrors.push({ marker: Buffer.from(marker), error });
+    if (t === F.Query) return { forward: [serialize.query(`SELECT "${marker}"`)] };
+    if (t === F.Sync) {
+      this.hookErrors.pop();
+      return undefined; // the batch is over: nothing left to skip
+    }
+    this.skippingToSync = true;
+    return { forward: [serialize.bind({ portal: '', statement: marker, values: [] })] };
+  }
+
   /** Hooks for each message type; returns undefined (forward as is) on the fast path. */
   private dispatch(t: number, f: Buffer): MaybePromise<FrontendAction> | undefined {
     const h = this.handler;
@@ -437,7 +510,7 @@ export class Session implements SessionContext {
           this.deferredParses.push(text);
           return undefined;
         }
-        return h.onQuery(this, { text, parsed: parseStatement(text), frame: f }) ?? undefined;
+        return guard(() => h!.onQuery!(this, { text, parsed: parseStatement(text), frame: f })) ?? undefined;
       }
       case F.Parse: {
         const p = decodeParse(f) as PreparedStatement;
@@ -449,25 +522,25 @@ export class Session implements SessionContext {
         }
         p.parsed = parseStatement(p.text);
         this.preparedStatements.set(p.name, p);
-        return h.onParse(this, { ...p, frame: f }) ?? undefined;
+        return guard(() => h!.onParse!(this, { ...p, frame: f })) ?? undefined;
       }
       case F.Close: {
         const c = decodeTarget(f);
         if (c.target === 'S') this.preparedStatements.delete(c.name);
-        return h?.onClose ? (h.onClose(this, f) ?? undefined) : undefined;
+        return h?.onClose ? (guard(() => h!.onClose!(this, f)) ?? undefined) : undefined;
       }
       case F.Bind:
-        return h?.onBind ? (h.onBind(this, f) ?? undefined) : undefined;
+        return h?.onBind ? (guard(() => h!.onBind!(this, f)) ?? undefined) : undefined;
       case F.Describe:
-        return h?.onDescribe ? (h.onDescribe(this, f) ?? undefined) : undefined;
+        return h?.onDescribe ? (guard(() => h!.onDescribe!(this, f)) ?? undefined) : undefined;
       case F.Execute:
-        return h?.onExecute ? (h.onExecute(this, f) ?? undefined) : undefined;
+        return h?.onExecute ? (guard(() => h!.onExecute!(this, f)) ?? undefined) : undefined;
       case F.Sync:
-        return h?.onSync ? (h.onSync(this, f) ?? undefined) : undefined;
+        return h?.onSync ? (guard(() => h!.onSync!(this, f)) ?? undefined) : undefined;
       case F.CopyData:
       case F.CopyDone:
       case F.CopyFail:
-        return h?.onCopy ? (h.onCopy(this, f) ?? undefined) : undefined;
+        return h?.onCopy ? (guard(() => h!.onCopy!(this, f)) ?? undefined) : undefined;
       case F.Flush:
       case F.FunctionCall:
         return undefined;

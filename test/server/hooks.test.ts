@@ -25,6 +25,8 @@ function handler(): StatementHandler {
           respond: [RowDescription([{ name: 'winnow_version', typeOid: 25 }]), DataRow(['0.1.0']), CommandComplete('SHOW')],
         };
       }
+      if (q.text === 'SELECT winnow_throw()') throw new Error('boom (sync)');
+      if (q.text === 'SELECT winnow_reject()') return Promise.reject(new Error('boom (async)'));
       if (q.text === 'SELECT winnow_rewrite()') return { forward: [serialize.query('SELECT 7 AS rewritten')] };
       if (q.text === 'SELECT winnow_sync_probe()') {
         // ctx.query called synchronously inside the hook, while earlier pipelined queries are still being framed
@@ -43,6 +45,7 @@ function handler(): StatementHandler {
       return undefined;
     },
     async onParse(ctx, p) {
+      if (p.text.includes('hook_throws')) throw new Error('boom (parse)');
       if (!p.text.includes('probe_me')) return undefined;
       const r = await ctx.query('SELECT 1');
       probes.push(r.error?.code ?? r.rows[0][0] ?? undefined);
@@ -158,5 +161,44 @@ describe('StatementHandler hooks', () => {
     expect(b[0].u).toBe(h.conn.user);
     expect(d[0].d).toBe(3);
     await sql.end();
+  });
+
+  it('a hook that throws gives the client an ErrorResponse, aborts like any error, and the session goes on', async () => {
+    const c = await h.client();
+    await c.query('CREATE TEMP TABLE t (a int)');
+    await expect(c.query('SELECT winnow_throw()')).rejects.toMatchObject({ code: 'XX000', message: 'internal error in Winnow: boom (sync)' });
+    await expect(c.query('SELECT winnow_reject()')).rejects.toMatchObject({ code: 'XX000', message: 'internal error in Winnow: boom (async)' });
+    expect((await c.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+    // In a transaction block the failure aborts the transaction, as a Postgres error would.
+    await c.query('BEGIN');
+    await c.query('INSERT INTO t VALUES (1)');
+    await expect(c.query('SELECT winnow_throw()')).rejects.toMatchObject({ code: 'XX000' });
+    await expect(c.query('SELECT 1')).rejects.toMatchObject({ code: '25P02' });
+    await c.query('ROLLBACK');
+    // Extended protocol: the batch's earlier INSERT is rolled back with it, the rest skipped up to Sync.
+    const raw = await RawConn.startup(h.conn.port, h.conn.user, h.conn.database);
+    raw.write(Buffer.concat([serialize.query('CREATE TABLE IF NOT EXISTS hook_t (a int)'), serialize.query('TRUNCATE hook_t')]));
+    await raw.readUntil('Z');
+    await raw.readUntil('Z');
+    raw.write(
+      Buffer.concat([
+        serialize.parse({ text: 'INSERT INTO hook_t VALUES (1)' }),
+        serialize.bind({}),
+        serialize.execute({}),
+        serialize.parse({ name: 'x', text: 'SELECT 1 AS hook_throws' }),
+        serialize.bind({ statement: 'x' }),
+        serialize.execute({}),
+        serialize.sync(),
+        serialize.query('SELECT count(*) FROM hook_t'),
+      ]),
+    );
+    const batch = await raw.readUntil('Z');
+    expect(batch.map((m) => m.type).join('')).toBe('12CEZ');
+    expect(batch.find((m) => m.type === 'E')!.body.toString()).toContain('internal error in Winnow: boom (parse)');
+    const count = await raw.readUntil('Z');
+    expect(count.find((m) => m.type === 'D')!.body.subarray(6).toString()).toBe('0');
+    raw.destroy();
+    expect((await c.query('SELECT 2 AS ok')).rows).toEqual([{ ok: 2 }]);
+    await c.end();
   });
 });
