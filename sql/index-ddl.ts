@@ -7,6 +7,7 @@
 import type { SessionContext } from '../server/session.ts';
 import { CommandComplete, ErrorResponse, NoticeResponse, type ErrorFields } from '../server/protocol/messages.ts';
 import type { IndexManager, IndexMeta } from '../sync/index-manager.ts';
+import { INCLUDE_TYPES, type IncludeColumn } from '../sync/include-store.ts';
 import type { Metric } from '../native/index.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
 
@@ -41,7 +42,13 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
   if (!s.indexParams || s.indexParams.length !== 1 || !s.indexParams[0].IndexElem?.name) {
     return [err('0A000', `${method} index must be on exactly one vector column`)];
   }
-  if (s.indexIncludingParams?.length) return [err('0A000', 'INCLUDE columns are not supported by Winnow indexes yet')];
+  const includeNames: string[] = [];
+  for (const p of s.indexIncludingParams ?? []) {
+    const n = p.IndexElem?.name;
+    if (!n) return [err('0A000', 'expressions are not supported in included columns')];
+    if (includeNames.includes(n)) return [err('42701', `column "${n}" specified more than once`)];
+    includeNames.push(n);
+  }
   if (s.whereClause) return [err('0A000', 'partial Winnow indexes (WHERE) are not supported yet')];
   if (s.unique) return [err('0A000', `access method "${method}" does not support unique indexes`)];
   const elem = s.indexParams[0].IndexElem;
@@ -75,11 +82,15 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
       (SELECT string_agg(a.attname || ':' || a.atttypid::regtype::text, ',') FROM pg_index i JOIN pg_attribute a
          ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = c.oid AND i.indisprimary) AS pk,
       (SELECT t.typname || ':' || t.typelem::regtype::text || ':' || a.atttypmod FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
-         WHERE a.attrelid = c.oid AND a.attname = ${quoteLiteral(column)} AND a.attnum > 0 AND NOT a.attisdropped) AS col
+         WHERE a.attrelid = c.oid AND a.attname = ${quoteLiteral(column)} AND a.attnum > 0 AND NOT a.attisdropped) AS col,
+      (SELECT json_agg(json_build_object('name', x.n, 'type', t.typname) ORDER BY x.o)::text
+         FROM unnest(${quoteLiteral('{' + includeNames.map((n) => '"' + n.replace(/["\\]/g, (ch) => '\\' + ch) + '"').join(',') + '}')}::text[]) WITH ORDINALITY x(n, o)
+         LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = x.n AND a.attnum > 0 AND NOT a.attisdropped
+         LEFT JOIN pg_type t ON t.oid = a.atttypid) AS inc
     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass(${quoteLiteral(relText)})`);
   if (info.error) return [ErrorResponse(info.error)];
   if (info.rows.length === 0) return [err('42P01', `relation "${rel.schemaname ? rel.schemaname + '.' : ''}${rel.relname}" does not exist`)];
-  const [oid, schema, table, relkind, pk, col] = info.rows[0] as string[];
+  const [oid, schema, table, relkind, pk, col, incText] = info.rows[0] as string[];
   if (relkind !== 'r') return [err('42809', `"${table}" is not a table`)];
   if (!col) return [err('42703', `column "${column}" does not exist`)];
   const [typname, elem2, typmodText] = col.split(':');
@@ -94,18 +105,30 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
     })];
   }
   const keyColumn = keys[0].split(':')[0];
+  const include: IncludeColumn[] = incText ? JSON.parse(incText) : [];
+  for (const c of include) {
+    if (!c.type) return [err('42703', `column "${c.name}" does not exist`)];
+    if (!INCLUDE_TYPES.has(c.type)) {
+      return [err('0A000', `INCLUDE column "${c.name}" has type ${c.type}, which Winnow indexes cannot include`, {
+        hint: 'Supported: text, varchar, char, name, smallint, integer, bigint, real, double precision, numeric, boolean.',
+      })];
+    }
+  }
   const name: string = s.idxname ?? `${table}_${column}_idx`.slice(0, 63);
 
-  const placeholder = await ctx.query(`CREATE INDEX ${s.if_not_exists ? 'IF NOT EXISTS ' : ''}${quoteIdent(name)} ON ${quoteIdent(schema)}.${quoteIdent(table)} (${quoteIdent(keyColumn)}) WHERE false`);
+  const incList = include.length ? ` INCLUDE (${include.map((c) => quoteIdent(c.name)).join(', ')})` : '';
+  const placeholder = await ctx.query(`CREATE INDEX ${s.if_not_exists ? 'IF NOT EXISTS ' : ''}${quoteIdent(name)} ON ${quoteIdent(schema)}.${quoteIdent(table)} (${quoteIdent(keyColumn)})${incList} WHERE false`);
   if (placeholder.error) return [ErrorResponse(placeholder.error)];
-  const meta: IndexMeta = { name, schema, table, relid: Number(oid), column, keyColumn, metric, accessMethod: method, options, dim };
+  const meta: IndexMeta = { name, schema, table, relid: Number(oid), column, keyColumn, metric, accessMethod: method, options, dim, include };
   const db = await mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
+  // An index of that name on a table that no longer exists (DROP TABLE not yet seen by the poller) is forgotten first.
+  if (db.indexes.get(db.key(schema, name))?.meta.relid !== undefined && db.indexes.get(db.key(schema, name))!.meta.relid !== Number(oid)) await db.forgetDroppedTables();
   if (db.indexes.has(db.key(schema, name))) {
     // IF NOT EXISTS on an existing Winnow index: Postgres already sent its NOTICE.
     return [CommandComplete('CREATE INDEX')];
   }
-  const ins = await ctx.query(`INSERT INTO winnow.indexes (name, schema_name, table_name, relid, column_name, key_column, metric, access_method, options, dim)
-    VALUES (${quoteLiteral(name)}, ${quoteLiteral(schema)}, ${quoteLiteral(table)}, ${oid}, ${quoteLiteral(column)}, ${quoteLiteral(keyColumn)}, '${metric}', '${method}', ${quoteLiteral(JSON.stringify(options))}, ${dim})`);
+  const ins = await ctx.query(`INSERT INTO winnow.indexes (name, schema_name, table_name, relid, column_name, key_column, metric, access_method, options, dim${include.length ? ', include_columns' : ''})
+    VALUES (${quoteLiteral(name)}, ${quoteLiteral(schema)}, ${quoteLiteral(table)}, ${oid}, ${quoteLiteral(column)}, ${quoteLiteral(keyColumn)}, '${metric}', '${method}', ${quoteLiteral(JSON.stringify(options))}, ${dim}${include.length ? `, ${quoteLiteral(JSON.stringify(include))}` : ''})`);
   if (ins.error) {
     await ctx.query(`DROP INDEX IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)}`);
     return [ErrorResponse(ins.error)];

@@ -11,17 +11,25 @@
 // "peek" leaves confirmed_flush_lsn where it is; the slot is advanced explicitly
 // (pg_replication_slot_advance) only up to what every ready index has applied, never past an index
 // still building. See sync/README.md.
-import { mkdir, readFile, rename, writeFile, rm } from 'node:fs/promises';
+import { mkdir, open, readFile, rename, writeFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from 'pino';
 import { VectorIndex, type Metric } from '../native/index.ts';
 import { decodeFloat4Array, decodeKey, decodePgOutput, lsnToBigInt, bigIntToLsn, type TupleValue } from './pgoutput.ts';
 import { quoteIdent } from '../sql/quote.ts';
+import { applyMigrations } from '../sql/migrations.ts';
+import { IncludeStore, decodeIncludeBinary, parseIncludeText, type IncludeColumn, type IncludeValue } from './include-store.ts';
 
 export const PUBLICATION = 'winnow_indexed';
 /** Below this many rows an index is not trained: searches are exact brute force (measured, see README). */
 export const TRAIN_THRESHOLD = 10_000;
+/** A trained index is rebuilt (retrained) in the background once it holds more than this × the rows it was trained on. */
+export const RETRAIN_GROWTH = 4;
+/** Training sample: at most this many rows (and at most 5e7 floats), drawn uniformly from the table. */
+export const TRAIN_SAMPLE_MAX = 100_000;
+/** After a failed background (re)build, wait this long before trying again. */
+const RETRAIN_BACKOFF_MS = 60_000;
 
 export interface IndexMeta {
   name: string;
@@ -34,6 +42,8 @@ export interface IndexMeta {
   accessMethod: string;
   options: { nlist?: number; reducedDim?: number };
   dim: number;
+  /** INCLUDE columns, mirrored in LiveIndex.includes (absent or empty: none). */
+  include?: IncludeColumn[];
 }
 
 export interface BuildProgress {
@@ -41,6 +51,9 @@ export interface BuildProgress {
   done: number;
   total: number;
 }
+
+/** What a build is, in winnow.index_progress (pg_stat_progress_create_index's `command`). */
+export type BuildCommand = 'CREATE INDEX' | 'REINDEX' | 'REBUILD' | 'RETRAIN';
 
 export class LiveIndex {
   index: VectorIndex;
@@ -54,15 +67,29 @@ export class LiveIndex {
   savedAt = 0;
   /** How the index came to be at start: 'built', 'snapshot', or why a snapshot was not used. */
   origin = 'built';
-  /** Key and vector column positions in the table's pgoutput Relation message. */
-  cols: { key: number; vec: number } | null = null;
-  constructor(public meta: IndexMeta) {
+  /** Key, vector and INCLUDE column positions in the table's pgoutput Relation message. */
+  cols: { key: number; vec: number; inc: number[] } | null = null;
+  /** Values of the INCLUDE columns for every row in the index (null: the index has no INCLUDE columns). */
+  includes: IncludeStore | null;
+  /** Rows the index held when it was trained (0: untrained). */
+  trainedRows = 0;
+  /** Background rebuild (train on growth / retrain) in progress: swapped in once it has caught up. */
+  shadow: LiveIndex | null = null;
+  /** When the last background rebuild failed (ms epoch; retried after RETRAIN_BACKOFF_MS). */
+  shadowFailedAt = 0;
+  constructor(public meta: IndexMeta, withIncludes = true) {
     this.index = newIndex(meta);
+    this.includes = withIncludes && meta.include?.length ? new IncludeStore(meta.include) : null;
   }
 }
 
-function newIndex(meta: IndexMeta): VectorIndex {
-  return new VectorIndex({ dim: meta.dim, metric: meta.metric, nlist: meta.options.nlist, reducedDim: meta.options.reducedDim });
+function newIndex(meta: IndexMeta, nlist?: number): VectorIndex {
+  return new VectorIndex({ dim: meta.dim, metric: meta.metric, nlist: meta.options.nlist ?? nlist, reducedDim: meta.options.reducedDim });
+}
+
+/** IVF lists for a table of `rows` trained on `sample` rows: the native default (0.75·√n, ≤ sample/39), with n the table size. */
+export function nlistFor(rows: number, sample: number): number {
+  return Math.max(1, Math.min(Math.floor(sample / 39), Math.round(0.75 * Math.sqrt(rows))));
 }
 
 export interface ManagerOptions {
@@ -83,9 +110,36 @@ export const SNAPSHOT_AFTER_CHANGES = 5000;
 /** Bumped when the snapshot layout or meaning changes: other versions are rebuilt. */
 export const SNAPSHOT_FORMAT = 1;
 
+/** DatabaseIndexes.status() / IndexManager.status(): the sync's replication lag and health. */
+export interface SyncStatus {
+  database: string;
+  slot: string;
+  indexes: number;
+  /** pg_current_wal_lsn() when status() ran. */
+  walLsn: string;
+  /** Every transaction committed before this LSN is in every ready index. */
+  appliedLsn: string;
+  /** walLsn − appliedLsn: WAL not yet applied (includes WAL of tables without indexes). */
+  lagBytes: number;
+  msSinceLastPoll: number | null;
+  backgroundRebuilds: number;
+  lastError: string | null;
+  snapshotErrors: number;
+}
+
 export class IndexManager {
   private dbs = new Map<string, Promise<DatabaseIndexes>>();
   constructor(private opts: ManagerOptions) {}
+
+  /** status() of every database whose indexes are loaded (databases that fail to answer are left out). */
+  async status(): Promise<SyncStatus[]> {
+    const out: SyncStatus[] = [];
+    for (const p of [...this.dbs.values()]) {
+      const st = await p.then((d) => d.status()).catch(() => null);
+      if (st) out.push(st);
+    }
+    return out;
+  }
 
   /** The database's index set, loading (and building) its indexes on first use. */
   forDatabase(user: string, database: string): Promise<DatabaseIndexes> {
@@ -118,6 +172,19 @@ export function isIndexable(metric: Metric, v: Float32Array, offset = 0, dim = v
   if (metric !== 'cos') return true;
   for (let i = offset; i < offset + dim; i++) if (v[i] !== 0) return true;
   return false;
+}
+
+/** Temp file, fsync, rename (like VectorIndex.save): the old file stays whole if anything fails. */
+async function writeFileDurable(file: string, data: Buffer): Promise<void> {
+  const tmp = file + '.tmp';
+  const fh = await open(tmp, 'w');
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(tmp, file);
 }
 
 function safeName(s: string): string {
@@ -157,7 +224,7 @@ export class DatabaseIndexes {
   private async loadSnapshot(meta: IndexMeta, confirmed: bigint | null): Promise<LiveIndex | string> {
     const dir = this.snapshotDir(meta);
     if (!dir) return 'no data directory';
-    let state: { format: number; meta: IndexMeta; lsn: string };
+    let state: { format: number; meta: IndexMeta; lsn: string; trainedRows?: number };
     try {
       state = JSON.parse(await readFile(path.join(dir, 'state.json'), 'utf8'));
     } catch {
@@ -165,7 +232,8 @@ export class DatabaseIndexes {
     }
     if (state.format !== SNAPSHOT_FORMAT) return `snapshot format ${state.format}, expected ${SNAPSHOT_FORMAT}`;
     const m = state.meta;
-    if (m.relid !== meta.relid || m.dim !== meta.dim || m.metric !== meta.metric || m.column !== meta.column || m.keyColumn !== meta.keyColumn) return 'snapshot of another index definition';
+    if (m.relid !== meta.relid || m.dim !== meta.dim || m.metric !== meta.metric || m.column !== meta.column || m.keyColumn !== meta.keyColumn
+      || JSON.stringify(m.include ?? []) !== JSON.stringify(meta.include ?? [])) return 'snapshot of another index definition';
     const lsn = BigInt(state.lsn);
     if (confirmed === null) return 'replication slot missing';
     if (confirmed > lsn) return 'replication slot is past the snapshot';
@@ -176,8 +244,19 @@ export class DatabaseIndexes {
       return `snapshot unreadable: ${(err as Error).message}`;
     }
     if (index.stats().dim !== meta.dim) return 'snapshot dimension mismatch';
+    let includes: IncludeStore | null = null;
+    if (meta.include?.length) {
+      try {
+        includes = IncludeStore.deserialize(await readFile(path.join(dir, 'includes.bin')), meta.include);
+      } catch (err) {
+        return `INCLUDE columns unreadable: ${(err as Error).message}`;
+      }
+      if (includes.size !== index.size) return 'INCLUDE columns and index disagree';
+    }
     const li = new LiveIndex(meta);
     li.index = index;
+    li.includes = includes;
+    li.trainedRows = index.isTrained ? (state.trainedRows ?? index.size) : 0;
     li.lastCommit = lsn - 1n;
     li.savedLsn = lsn;
     li.savedAt = Date.now();
@@ -193,9 +272,12 @@ export class DatabaseIndexes {
     const lsn = this.processedLsn;
     const changed = li.unsaved;
     await mkdir(dir, { recursive: true });
-    if (changed > 0 || li.savedLsn === 0n) await li.index.save(dir);
+    if (changed > 0 || li.savedLsn === 0n) {
+      await li.index.save(dir);
+      if (li.includes) await writeFileDurable(path.join(dir, 'includes.bin'), li.includes.serialize());
+    }
     const tmp = path.join(dir, 'state.json.tmp');
-    await writeFile(tmp, JSON.stringify({ format: SNAPSHOT_FORMAT, meta: li.meta, lsn: lsn.toString(), rows: li.index.size, savedAt: new Date().toISOString() }));
+    await writeFile(tmp, JSON.stringify({ format: SNAPSHOT_FORMAT, meta: li.meta, lsn: lsn.toString(), rows: li.index.size, trainedRows: li.trainedRows, savedAt: new Date().toISOString() }));
     await rename(tmp, path.join(dir, 'state.json'));
     li.unsaved -= changed;
     li.savedLsn = lsn;
@@ -231,14 +313,25 @@ export class DatabaseIndexes {
     this.client = await this.connect();
     const { rows } = await this.client.query(`SELECT to_regclass('winnow.indexes') IS NOT NULL AS ok`);
     if (rows[0].ok) {
-      const metas = await this.client.query(`SELECT * FROM winnow.indexes ORDER BY created_at`);
+      // Winnow's objects are installed in this database: bring them up to date (migrations after the
+      // one that created winnow.indexes: INCLUDE columns, build progress), as CREATE EXTENSION would.
+      const applied = await applyMigrations((sql) => this.client.query(sql));
+      if (applied.length) this.log.info({ database: this.database, applied }, 'winnow: applied pending migrations');
+      this.progressTable = true;
+      const metas = await this.client.query(`SELECT i.*, EXISTS (SELECT FROM pg_class c WHERE c.oid = i.relid) AS table_exists FROM winnow.indexes i ORDER BY created_at`);
       const slot = await this.client.query(`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1`, [this.slot]);
       const confirmed = slot.rows.length && slot.rows[0].c ? lsnToBigInt(slot.rows[0].c) : null;
       for (const r of metas.rows) {
         const meta: IndexMeta = {
           name: r.name, schema: r.schema_name, table: r.table_name, relid: Number(r.relid), column: r.column_name,
           keyColumn: r.key_column, metric: r.metric, accessMethod: r.access_method, options: r.options ?? {}, dim: r.dim,
+          include: r.include_columns ?? [],
         };
+        if (!r.table_exists) {
+          // DROP TABLE while Winnow was not running: forget the index (row, snapshot files).
+          await this.forget(meta);
+          continue;
+        }
         const snap = await this.loadSnapshot(meta, confirmed);
         if (typeof snap !== 'string') {
           this.indexes.set(this.key(meta.schema, meta.name), snap);
@@ -246,12 +339,14 @@ export class DatabaseIndexes {
           continue;
         }
         this.log.info({ index: meta.name, reason: snap }, 'winnow: rebuilding index from its table');
-        const li = await this.build(meta, (p) => this.log.info({ index: meta.name, ...p }, 'winnow: rebuild progress'));
+        const li = await this.build(meta, (p) => this.log.info({ index: meta.name, ...p }, 'winnow: rebuild progress'), 'REBUILD');
         li.origin = `rebuilt (${snap})`;
       }
       if (this.indexes.size) {
         await this.ensureSlot();
         await this.waitFor(await this.currentLsn());
+      } else {
+        await this.dropSlot();
       }
     }
     this.schedule();
@@ -327,77 +422,151 @@ export class DatabaseIndexes {
    * snapshot is taken, and the index is registered (holding back the slot) before it, so every
    * transaction committing after the snapshot is re-delivered by the next poll.
    */
-  async build(meta: IndexMeta, onProgress?: (p: BuildProgress) => void): Promise<LiveIndex> {
+  async build(meta: IndexMeta, onProgress?: (p: BuildProgress) => void, command: BuildCommand = 'CREATE INDEX'): Promise<LiveIndex> {
     await this.ensurePublication(meta);
     await this.ensureSlot();
     const li = new LiveIndex(meta);
     const k = this.key(meta.schema, meta.name);
+    const previous = this.indexes.get(k);
+    if (previous) previous.shadow = null;
     this.indexes.set(k, li);
-    const c = await this.connect();
     try {
-      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-      const tbl = `${quoteIdent(meta.schema)}.${quoteIdent(meta.table)}`;
-      const total = Number((await c.query(`SELECT count(*)::bigint AS n FROM ${tbl}`)).rows[0].n);
-      li.progress = { phase: 'scanning table', done: 0, total };
-      onProgress?.(li.progress);
-      const keyCol = quoteIdent(meta.keyColumn);
-      const vecCol = quoteIdent(meta.column);
-      let last: bigint | null = null;
-      const batch = 5000;
-      const sample: Float32Array[] = [];
-      for (;;) {
-        const r: pg.QueryResult = await c.query({
-          text: `SELECT ${keyCol}::bigint::text AS k, encode(array_send(${vecCol}::real[]), 'hex') AS v FROM ${tbl} WHERE ${vecCol} IS NOT NULL${last === null ? '' : ` AND ${keyCol} > $1`} ORDER BY ${keyCol} LIMIT ${batch}`,
-          values: last === null ? [] : [last.toString()],
-          rowMode: 'array',
-          types: { getTypeParser: () => (v: string) => v },
-        } as pg.QueryConfig);
-        const n: number = r.rows.length;
-        if (n === 0) break;
-        const ids = new BigInt64Array(n);
-        const vecs = new Float32Array(n * meta.dim);
-        let kept = 0;
-        for (let i = 0; i < n; i++) {
-          const row = r.rows[i] as unknown as string[];
-          const id = BigInt(row[0]);
-          last = id;
-          const { dim } = decodeFloat4Array(Buffer.from(row[1], 'hex'), vecs, kept * meta.dim);
-          if (dim !== meta.dim) throw new Error(`row ${id} has ${dim} dimensions, index expects ${meta.dim}`);
-          if (!isIndexable(meta.metric, vecs, kept * meta.dim, meta.dim)) continue;
-          ids[kept++] = id;
-        }
-        if (kept > 0) {
-          const keptVecs = vecs.subarray(0, kept * meta.dim);
-          await li.index.add(ids.subarray(0, kept), keptVecs);
-          if (sample.length < 20) sample.push(keptVecs);
-        }
-        li.progress = { phase: 'scanning table', done: li.progress.done + n, total };
-        onProgress?.(li.progress);
-        if (n < batch) break;
-      }
-      await c.query('COMMIT');
-      if (li.progress.done >= TRAIN_THRESHOLD) {
-        li.progress = { phase: 'training', done: li.progress.done, total };
-        onProgress?.(li.progress);
-        const len = sample.reduce((a, s) => a + s.length, 0);
-        const all = new Float32Array(len);
-        let o = 0;
-        for (const s of sample) { all.set(s, o); o += s.length; }
-        await li.index.train(all);
-      }
-      li.progress = { phase: 'done', done: li.progress.done, total };
-      onProgress?.(li.progress);
+      await this.scan(li, command, onProgress);
     } catch (err) {
-      this.indexes.delete(k);
+      if (this.indexes.get(k) === li) this.indexes.delete(k);
       throw err;
-    } finally {
-      await c.end().catch(() => {});
     }
     li.ready = true;
     // Catch up with everything committed since the snapshot before the index serves queries.
     const { rows } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
     await this.waitFor(lsnToBigInt(rows[0].l));
     return li;
+  }
+
+  /**
+   * Reads the table in one REPEATABLE READ snapshot on a connection of its own (other sessions keep
+   * reading and writing) into li.index and li.includes, and trains the index when it holds at least
+   * TRAIN_THRESHOLD rows: on a uniform sample of at most TRAIN_SAMPLE_MAX rows, with nlist chosen from
+   * the table's size. Progress goes to winnow.index_progress (at most once a second) and onProgress.
+   */
+  private async scan(li: LiveIndex, command: BuildCommand, onProgress?: (p: BuildProgress) => void): Promise<void> {
+    const meta = li.meta;
+    const c = await this.connect();
+    let pid = 0;
+    const report = (force: boolean) => {
+      onProgress?.(li.progress);
+      this.writeProgress(meta, { pid, command, progress: li.progress, blocks }, force);
+    };
+    let blocks = 0;
+    try {
+      pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+      await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const tbl = `${quoteIdent(meta.schema)}.${quoteIdent(meta.table)}`;
+      const keyCol = quoteIdent(meta.keyColumn);
+      const vecCol = quoteIdent(meta.column);
+      const head = (await c.query(`SELECT count(*)::bigint AS n, (pg_relation_size('${tbl.replace(/'/g, "''")}') / current_setting('block_size')::int)::bigint AS b
+        FROM ${tbl} WHERE ${vecCol} IS NOT NULL`)).rows[0];
+      const total = Number(head.n);
+      blocks = Number(head.b);
+      li.progress = { phase: 'scanning table', done: 0, total };
+      report(true);
+      const sampleMax = Math.min(TRAIN_SAMPLE_MAX, Math.floor(5e7 / meta.dim));
+      const sampleP = total <= sampleMax ? 1 : sampleMax / total;
+      // nlist from the table's size (only when it will be trained: an untrained index reports nlist 0).
+      li.index = newIndex(meta, total >= TRAIN_THRESHOLD ? nlistFor(total, Math.min(total, sampleMax)) : undefined);
+      li.includes?.clear();
+      const inc = meta.include ?? [];
+      const incSel = inc.map((x) => `, ${quoteIdent(x.name)}`).join('');
+      let last: bigint | null = null;
+      const batch = 5000;
+      const sample: Float32Array[] = [];
+      let sampleRows = 0;
+      let indexed = 0;
+      for (;;) {
+        const r: pg.QueryResult = await c.query({
+          text: `SELECT ${keyCol}::bigint::text AS k, encode(array_send(${vecCol}::real[]), 'hex') AS v${incSel} FROM ${tbl} WHERE ${vecCol} IS NOT NULL${last === null ? '' : ` AND ${keyCol} > $1`} ORDER BY ${keyCol} LIMIT ${batch}`,
+          values: last === null ? [] : [last.toString()],
+          rowMode: 'array',
+          types: { getTypeParser: () => (v: string) => v },
+        } as pg.QueryConfig);
+        const n: number = r.rows.length;
+        if (n === 0) break;
+        if (this.closed) throw new Error('winnow index sync is closed');
+        const ids = new BigInt64Array(n);
+        const vecs = new Float32Array(n * meta.dim);
+        let kept = 0;
+        const incVals = new Array<IncludeValue>(inc.length);
+        for (let i = 0; i < n; i++) {
+          const row = r.rows[i] as unknown as (string | null)[];
+          const id = BigInt(row[0]!);
+          last = id;
+          const { dim } = decodeFloat4Array(Buffer.from(row[1]!, 'hex'), vecs, kept * meta.dim);
+          if (dim !== meta.dim) throw new Error(`row ${id} has ${dim} dimensions, index expects ${meta.dim}`);
+          if (!isIndexable(meta.metric, vecs, kept * meta.dim, meta.dim)) continue;
+          if (li.includes) {
+            for (let j = 0; j < inc.length; j++) incVals[j] = parseIncludeText(inc[j].type, row[2 + j]);
+            li.includes.set(id, incVals);
+          }
+          if (sampleP >= 1 || Math.random() < sampleP) {
+            sample.push(vecs.slice(kept * meta.dim, (kept + 1) * meta.dim));
+            sampleRows++;
+          }
+          ids[kept++] = id;
+        }
+        if (kept > 0) await li.index.add(ids.subarray(0, kept), vecs.subarray(0, kept * meta.dim));
+        indexed += kept;
+        li.progress = { phase: 'scanning table', done: li.progress.done + n, total };
+        report(false);
+        if (n < batch) break;
+      }
+      await c.query('COMMIT');
+      if (indexed >= TRAIN_THRESHOLD && sampleRows >= nlistFor(total, Math.min(total, sampleMax))) {
+        li.progress = { phase: 'training', done: li.progress.done, total };
+        report(true);
+        const all = new Float32Array(sampleRows * meta.dim);
+        sample.forEach((v, i) => all.set(v, i * meta.dim));
+        sample.length = 0;
+        await li.index.train(all);
+        li.trainedRows = li.index.size;
+      }
+      li.progress = { phase: 'done', done: li.progress.done, total };
+      onProgress?.(li.progress);
+    } finally {
+      await c.end().catch(() => {});
+      this.writeProgress(meta, null, true);
+    }
+  }
+
+  /** Whether winnow.index_build_progress exists here (checked at open, after migrations). */
+  private progressTable = false;
+  private progressChain: Promise<unknown> = Promise.resolve();
+  private progressAt = new Map<string, number>();
+
+  /**
+   * Upserts (row) or deletes (null) the build's row in winnow.index_build_progress on the sync
+   * connection, at most once a second unless forced (phase changes, start, end). Failures are ignored:
+   * progress is informational.
+   */
+  private writeProgress(meta: IndexMeta, row: { pid: number; command: BuildCommand; progress: BuildProgress; blocks: number } | null, force: boolean): void {
+    if (!this.progressTable) return;
+    const k = this.key(meta.schema, meta.name);
+    const now = Date.now();
+    if (!force && now - (this.progressAt.get(k) ?? 0) < 1000) return;
+    if (row) this.progressAt.set(k, now);
+    else this.progressAt.delete(k);
+    const text = row
+      ? `INSERT INTO winnow.index_build_progress AS p (schema_name, index_name, relid, pid, command, phase, blocks_total, tuples_total, tuples_done)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (schema_name, index_name) DO UPDATE SET relid = EXCLUDED.relid, pid = EXCLUDED.pid, command = EXCLUDED.command,
+           phase = EXCLUDED.phase, blocks_total = EXCLUDED.blocks_total, tuples_total = EXCLUDED.tuples_total, tuples_done = EXCLUDED.tuples_done,
+           started_at = CASE WHEN p.pid = EXCLUDED.pid THEN p.started_at ELSE now() END, updated_at = now()`
+      : `DELETE FROM winnow.index_build_progress WHERE schema_name = $1 AND index_name = $2`;
+    const values = row
+      ? [meta.schema, meta.name, meta.relid, row.pid, row.command, row.progress.phase, row.blocks, row.progress.total, row.progress.done]
+      : [meta.schema, meta.name];
+    this.progressChain = this.progressChain.then(() => this.client.query(text, values)).catch((err) => {
+      this.log.debug({ err }, 'winnow: writing build progress failed');
+    });
   }
 
   /** Runs fn between polls (no change is applied meanwhile). */
@@ -433,7 +602,35 @@ export class DatabaseIndexes {
   async rebuild(schema: string, name: string): Promise<void> {
     const li = this.indexes.get(this.key(schema, name));
     if (!li) return;
-    await this.build(li.meta);
+    await this.build(li.meta, undefined, 'REINDEX');
+  }
+
+  /**
+   * An index whose table is gone (DROP TABLE sends no pgoutput message; the poll notices that the
+   * relid left pg_class): its winnow.indexes row, in-memory index and snapshot files go. Runs inside
+   * a poll or at open, never concurrently with one.
+   */
+  private async forget(meta: IndexMeta): Promise<void> {
+    const k = this.key(meta.schema, meta.name);
+    await this.client.query(`DELETE FROM winnow.indexes WHERE schema_name = $1 AND name = $2 AND relid = $3`, [meta.schema, meta.name, meta.relid]);
+    const dir = this.snapshotDir(meta);
+    if (dir) await rm(dir, { recursive: true, force: true });
+    const li = this.indexes.get(k);
+    if (li) li.shadow = null;
+    this.indexes.delete(k);
+    this.log.info({ index: meta.name, table: `${meta.schema}.${meta.table}` }, 'winnow: table dropped; index removed');
+  }
+
+  /** Before CREATE INDEX reuses a name: forgets indexes whose table is gone (a DROP TABLE the poller has not seen yet). */
+  async forgetDroppedTables(): Promise<void> {
+    await this.exclusive(async () => {
+      const relids = [...new Set([...this.indexes.values()].map((li) => li.meta.relid))];
+      if (!relids.length) return;
+      const { rows } = await this.client.query(`SELECT r::bigint AS r FROM unnest($1::oid[]) r WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r)`, [relids]);
+      const gone = new Set(rows.map((x) => Number(x.r)));
+      for (const li of [...this.indexes.values()]) if (gone.has(li.meta.relid)) await this.forget(li.meta);
+      if (gone.size && this.indexes.size === 0) await this.dropSlotNow();
+    });
   }
 
   async drop(schema: string, name: string): Promise<boolean> {
@@ -441,6 +638,7 @@ export class DatabaseIndexes {
     const li = this.indexes.get(k);
     if (!li) return false;
     this.indexes.delete(k);
+    li.shadow = null;
     // Let a running poll (which may be saving this index) finish before removing its files.
     while (this.polling) await this.polling.catch(() => {});
     const dir = this.snapshotDir(li.meta);
@@ -455,9 +653,15 @@ export class DatabaseIndexes {
   private async dropSlot(): Promise<void> {
     const wait = this.polling;
     if (wait) await wait.catch(() => {});
+    await this.dropSlotNow();
+  }
+
+  /** Drops the slot and the publication (no index left): nothing holds WAL for Winnow any more. */
+  private async dropSlotNow(): Promise<void> {
     await this.client.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, [this.slot]);
     await this.client.query(`DROP PUBLICATION IF EXISTS ${PUBLICATION}`);
     this.relations.clear();
+    this.advancedLsn = 0n;
   }
 
   private async ensurePublication(meta: IndexMeta): Promise<void> {
@@ -538,28 +742,89 @@ export class DatabaseIndexes {
       this.setProcessed(lsnToBigInt(rows[0].l));
       return;
     }
-    const { rows: u } = await this.client.query('SELECT pg_current_wal_lsn()::text AS l');
+    // Shadows (background rebuilds) that finished their scan before this poll began: they get every
+    // transaction since the slot position (held back since they started) and are swapped in after it.
+    const catching = [...this.indexes.values()].filter((li) => li.shadow?.ready).map((li) => [li, li.shadow!] as const);
+    // The WAL position to decode up to, and which indexed tables no longer exist (DROP TABLE), in one round trip.
+    const relids = [...new Set([...this.indexes.values()].map((li) => li.meta.relid))];
+    const { rows: u } = await this.client.query(
+      `SELECT pg_current_wal_lsn()::text AS l, array_to_string(ARRAY(SELECT r FROM unnest($1::oid[]) r WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r)), ',') AS gone`,
+      [relids],
+    );
     const upto = u[0].l as string;
+    if (u[0].gone) {
+      const gone = new Set(String(u[0].gone).split(',').map(Number));
+      for (const li of [...this.indexes.values()]) if (gone.has(li.meta.relid)) await this.forget(li.meta);
+      if (this.indexes.size === 0) {
+        await this.dropSlotNow();
+        this.setProcessed(lsnToBigInt(upto));
+        return;
+      }
+    }
     const r = await this.client.query({
       text: `SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}', 'binary', 'true')`,
       values: [this.slot, upto],
       rowMode: 'array',
       types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) },
     } as pg.QueryConfig);
-    this.applyMessages(r.rows.map((row) => (row as unknown as Buffer[])[0]));
+    this.applyMessages(r.rows.map((row) => (row as unknown as Buffer[])[0]), catching.map(([, sh]) => sh));
     const uptoN = lsnToBigInt(upto);
+    for (const [li, sh] of catching) {
+      if (li.shadow !== sh || this.indexes.get(this.key(li.meta.schema, li.meta.name)) !== li) continue;
+      // Same transactions applied to both: the swap is atomic for searches (one JS turn).
+      li.index = sh.index;
+      li.trainedRows = sh.trainedRows;
+      li.shadow = null;
+      li.unsaved++;
+      if (!li.index.isTrained) li.shadowFailedAt = Date.now(); // too few rows after all: back off
+      this.log.info({ index: li.meta.name, rows: li.index.size, trained: li.index.isTrained, nlist: li.index.stats().nlist }, 'winnow: background rebuild swapped in');
+    }
     this.setProcessed(uptoN);
     this.lastPollAt = Date.now();
+    this.lastPollChanges = r.rows.length;
     await this.saveDue();
+    this.startTraining();
     // Advance the slot to what every index has applied (with snapshots: what every snapshot
-    // includes, so a restart can replay from there); a building index holds it back.
+    // includes, so a restart can replay from there); a building index or a background rebuild holds it back.
     const all = [...this.indexes.values()];
-    if (all.length && all.every((li) => li.ready)) {
+    if (all.length && all.every((li) => li.ready && !li.shadow)) {
       const target = this.snapshotRoot ? all.reduce((m, li) => (li.savedLsn < m ? li.savedLsn : m), uptoN) : uptoN;
       if (target > this.advancedLsn && (r.rows.length > 0 || this.snapshotRoot)) {
         await this.client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, bigIntToLsn(target)]);
         this.advancedLsn = target;
       }
+    }
+  }
+
+  /** Messages returned by the last poll (metric). */
+  lastPollChanges = 0;
+
+  /**
+   * Train on growth: an untrained index that reached TRAIN_THRESHOLD rows through applied changes, or
+   * a trained one that grew past RETRAIN_GROWTH × the rows it was trained on (its lists and nlist were
+   * sized for far fewer rows), is rebuilt from the table in the background (scan + sample + train on
+   * a separate connection, like CREATE INDEX). Changes keep being applied to the serving index and
+   * searches keep using it; once the rebuild has caught up it replaces the serving index in one step.
+   */
+  private startTraining(): void {
+    for (const li of this.indexes.values()) {
+      if (!li.ready || li.shadow || this.closed) continue;
+      const n = li.index.size;
+      const due = li.index.isTrained ? n > RETRAIN_GROWTH * Math.max(li.trainedRows, TRAIN_THRESHOLD) : n >= TRAIN_THRESHOLD;
+      if (!due || Date.now() - li.shadowFailedAt < RETRAIN_BACKOFF_MS) continue;
+      const sh = new LiveIndex(li.meta, false);
+      li.shadow = sh;
+      const k = this.key(li.meta.schema, li.meta.name);
+      this.log.info({ index: li.meta.name, rows: n, trainedRows: li.trainedRows }, li.index.isTrained ? 'winnow: index outgrew its training; retraining in the background' : 'winnow: index reached the training threshold; training in the background');
+      this.scan(sh, 'RETRAIN').then(() => {
+        if (li.shadow !== sh || this.indexes.get(k) !== li) return;
+        sh.ready = true; // the next poll replays everything since the slot position into it, then swaps
+        this.kick();
+      }, (err) => {
+        if (li.shadow === sh) li.shadow = null;
+        li.shadowFailedAt = Date.now();
+        this.log.warn({ err, index: li.meta.name }, 'winnow: background rebuild failed; the serving index is unchanged');
+      });
     }
   }
 
@@ -572,30 +837,36 @@ export class DatabaseIndexes {
     this.waiters = still;
   }
 
-  private applyMessages(msgs: Buffer[]): void {
-    type Pending = { upserts: Map<bigint, Float32Array | null>; truncated: boolean };
+  private applyMessages(msgs: Buffer[], shadows: LiveIndex[] = []): void {
+    // Per id, the last state in this batch: vec = new vector, null = not in the index, undefined = vector
+    // unchanged (an UPDATE that left a TOASTed vector alone); inc = INCLUDE values (undefined = unchanged).
+    type Entry = { vec: Float32Array | null | undefined; inc: (IncludeValue | undefined)[] | null };
+    type Pending = { upserts: Map<bigint, Entry>; truncated: boolean };
     const pending = new Map<LiveIndex, Pending>();
     const get = (li: LiveIndex) => {
       let p = pending.get(li);
       if (!p) pending.set(li, (p = { upserts: new Map(), truncated: false }));
       return p;
     };
+    const mergeInc = (prev: Entry['inc'], cur: Entry['inc']): Entry['inc'] => (!cur ? prev : !prev ? cur : cur.map((v, i) => (v === undefined ? prev[i] : v)));
+    const DELETED: Entry = { vec: null, inc: null };
     let txLsn = 0n;
     let targets: LiveIndex[] = [];
+    const all = () => [...this.indexes.values(), ...shadows];
     const targetsFor = (relid: number) => targets.filter((li) => li.meta.relid === relid && li.ready && li.lastCommit < txLsn);
     for (const m of msgs) {
       const msg = decodePgOutput(m);
       switch (msg.tag) {
         case 'begin':
           txLsn = msg.finalLsn;
-          targets = [...this.indexes.values()];
+          targets = all();
           break;
         case 'relation': {
           this.relations.set(msg.relid, { schema: msg.schema, name: msg.name, columns: msg.columns.map((c) => c.name) });
-          for (const li of this.indexes.values()) {
+          for (const li of all()) {
             if (li.meta.relid !== msg.relid) continue;
-            const names = msg.columns.map((c) => c.name);
-            li.cols = { key: names.indexOf(li.meta.keyColumn), vec: names.indexOf(li.meta.column) };
+            li.cols = null;
+            this.colsFor(li, msg.relid);
           }
           break;
         }
@@ -606,23 +877,30 @@ export class DatabaseIndexes {
             const p = get(li);
             if (msg.tag === 'update' && msg.oldKey && msg.oldKey[cols.key] instanceof Buffer) {
               const oldId = decodeKey(msg.oldKey[cols.key] as Buffer);
-              p.upserts.set(oldId, null);
+              p.upserts.set(oldId, DELETED);
             }
             const id = decodeKey(msg.tuple[cols.key] as Buffer);
             const v: TupleValue = msg.tuple[cols.vec];
+            const inc = li.includes
+              ? cols.inc.map((ci, j): IncludeValue | undefined => {
+                const t = ci < 0 ? null : msg.tuple[ci];
+                return t === 'unchanged' ? undefined : t == null ? null : decodeIncludeBinary(li.meta.include![j].type, t);
+              })
+              : null;
+            const prev = p.upserts.get(id);
             if (v === 'unchanged') {
-              // TOASTed vector not modified: keep what the index has (unless removed above with a key change).
-              if (p.upserts.get(id) === null) p.upserts.delete(id);
+              // TOASTed vector not modified: keep the indexed one (or the one pending in this batch).
+              p.upserts.set(id, { vec: prev ? (prev.vec === null ? undefined : prev.vec) : undefined, inc: mergeInc(prev?.inc ?? null, inc) });
               continue;
             }
-            p.upserts.set(id, v === null ? null : decodeFloat4Array(v).values);
+            p.upserts.set(id, { vec: v === null ? null : decodeFloat4Array(v).values, inc: mergeInc(prev?.inc ?? null, inc) });
           }
           break;
         }
         case 'delete':
           for (const li of targetsFor(msg.relid)) {
             const cols = this.colsFor(li, msg.relid);
-            get(li).upserts.set(decodeKey(msg.oldKey[cols.key] as Buffer), null);
+            get(li).upserts.set(decodeKey(msg.oldKey[cols.key] as Buffer), DELETED);
           }
           break;
         case 'truncate':
@@ -640,33 +918,51 @@ export class DatabaseIndexes {
       }
     }
     for (const [li, p] of pending) {
-      if (p.truncated) li.index = newIndex(li.meta);
+      if (p.truncated) {
+        li.index = newIndex(li.meta);
+        li.trainedRows = 0;
+        li.includes?.clear();
+      }
       const del: bigint[] = [];
       const addIds: bigint[] = [];
       const addVecs: Float32Array[] = [];
-      for (const [id, v] of p.upserts) {
-        if (v === null || v.length !== li.meta.dim || !isIndexable(li.meta.metric, v)) del.push(id);
+      const addInc: Entry['inc'][] = [];
+      let incOnly = 0;
+      for (const [id, e] of p.upserts) {
+        if (e.vec === undefined) {
+          // Vector unchanged: only INCLUDE columns may have changed (rows not in the index stay out).
+          if (li.includes && e.inc && li.includes.has(id)) {
+            li.includes.set(id, e.inc);
+            incOnly++;
+          }
+        } else if (e.vec === null || e.vec.length !== li.meta.dim || !isIndexable(li.meta.metric, e.vec)) del.push(id);
         else {
           addIds.push(id);
-          addVecs.push(v);
+          addVecs.push(e.vec);
+          addInc.push(e.inc);
         }
       }
-      if (del.length) li.index.remove(BigInt64Array.from(del));
+      if (del.length) {
+        li.index.remove(BigInt64Array.from(del));
+        if (li.includes) for (const id of del) li.includes.delete(id);
+      }
       if (addIds.length) {
         const flat = new Float32Array(addIds.length * li.meta.dim);
         addVecs.forEach((v, i) => flat.set(v, i * li.meta.dim));
         li.index.addSync(BigInt64Array.from(addIds), flat);
+        if (li.includes) for (let i = 0; i < addIds.length; i++) li.includes.set(addIds[i], addInc[i] ?? []);
       }
-      this.applied += del.length + addIds.length;
-      li.unsaved += del.length + addIds.length + (p.truncated ? 1 : 0);
+      const n = del.length + addIds.length + incOnly;
+      if (!shadows.includes(li)) this.applied += n;
+      li.unsaved += n + (p.truncated ? 1 : 0);
     }
   }
 
-  private colsFor(li: LiveIndex, relid: number): { key: number; vec: number } {
+  private colsFor(li: LiveIndex, relid: number): { key: number; vec: number; inc: number[] } {
     if (!li.cols) {
       const rel = this.relations.get(relid);
       if (!rel) throw new Error(`pgoutput: no Relation message for ${relid}`);
-      li.cols = { key: rel.columns.indexOf(li.meta.keyColumn), vec: rel.columns.indexOf(li.meta.column) };
+      li.cols = { key: rel.columns.indexOf(li.meta.keyColumn), vec: rel.columns.indexOf(li.meta.column), inc: (li.meta.include ?? []).map((c) => rel.columns.indexOf(c.name)) };
     }
     return li.cols;
   }
@@ -679,12 +975,29 @@ export class DatabaseIndexes {
     }
   }
 
-  status(): { lagBytes: bigint; lastError: string | null } {
-    return { lagBytes: 0n, lastError: this.lastError?.message ?? null };
+  /**
+   * Replication lag and health without a session: WAL written by Postgres (pg_current_wal_lsn() now,
+   * on the sync connection) minus WAL applied to every index, time since the last poll, and errors.
+   */
+  async status(): Promise<SyncStatus> {
+    const wal = await this.currentLsn();
+    return {
+      database: this.database,
+      slot: this.slot,
+      indexes: this.indexes.size,
+      walLsn: bigIntToLsn(wal),
+      appliedLsn: bigIntToLsn(this.processedLsn),
+      lagBytes: wal > this.processedLsn ? Number(wal - this.processedLsn) : 0,
+      msSinceLastPoll: this.lastPollAt ? Date.now() - this.lastPollAt : null,
+      backgroundRebuilds: [...this.indexes.values()].filter((li) => li.shadow).length,
+      lastError: this.lastError?.message ?? null,
+      snapshotErrors: this.saveErrors,
+    };
   }
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const li of this.indexes.values()) li.shadow = null;
     if (this.timer) clearTimeout(this.timer);
     if (this.polling) await this.polling.catch(() => {});
     try {
