@@ -20,7 +20,7 @@ const q = (sql: string) => c.query(sql);
 
 test('applyMigrations applies every file once, in one transaction, and records versions', async () => {
   const all = loadMigrations().map((m) => m.version);
-  expect(all).toEqual([1, 2, 3, 4]);
+  expect(all).toEqual([1, 2, 3, 4, 5]);
   expect(await applyMigrations(q)).toEqual(all);
   expect(await applyMigrations(q)).toEqual([]);
   const { rows } = await c.query('SELECT version FROM winnow.schema_migrations ORDER BY version');
