@@ -32,9 +32,14 @@ export interface PlanInfo {
   ms: { wait: number; estimate?: number; filter: number; search: number; check?: number };
 }
 
-/** Byte offset where the SELECT inside an EXPLAIN starts (the SELECT keyword before its first located node). */
+/**
+ * Byte offset where the SELECT inside an EXPLAIN starts (the SELECT keyword before its first located
+ * node; for WITH … SELECT, the WITH keyword before the first CTE's name).
+ */
 export function selectStart(text: string, stmt: Node): number {
   const latin = Buffer.from(text, 'utf8').toString('latin1');
+  const w = stmt.SelectStmt?.withClause;
+  if (w) return typeof w.location === 'number' && /^with\b/i.test(latin.slice(w.location, w.location + 5)) ? w.location : -1;
   return latin.slice(0, minLoc(stmt) + 1).toLowerCase().lastIndexOf('select');
 }
 

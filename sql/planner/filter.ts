@@ -63,10 +63,13 @@ export interface FilterOutcome {
   ms: { estimate: number; filter: number; search: number; check: number };
 }
 
-/** The index's INCLUDE columns, once sync/include-store.ts is wired into LiveIndex (null before). */
+/** The index's INCLUDE columns (sync/include-store.ts), null when it has none. */
 export function includesOf(li: LiveIndex): IncludeStore | null {
-  return (li as LiveIndex & { includes?: IncludeStore | null }).includes ?? null;
+  return li.includes ?? null;
 }
+
+/** Process-wide counters: Postgres round trips per strategy (tests, benchmarks). */
+export const filterStats = { preFilterQueries: 0, postCheckQueries: 0, inIndexFilters: 0 };
 
 /** Cuts a distance-ordered result at the radius (`< r`, or `<= r` when inclusive). */
 export function withinRadius(ids: BigInt64Array, distances: Float32Array, radius?: { r: number; inclusive: boolean }): { ids: BigInt64Array; distances: Float32Array } {
@@ -123,6 +126,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   const cond = q.where ? `(${q.where})` : 'true';
   const preFilter = async (): Promise<BigInt64Array | null> => {
     const t = performance.now();
+    filterStats.preFilterQueries++;
     const f = await ctx.query(`SELECT ${key}::bigint FROM ${q.fromList} WHERE ${cond}`);
     ms.filter += performance.now() - t;
     if (f.error) return null; // Postgres reports it on the original statement
@@ -139,6 +143,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
 
   if (strategy === 'in') {
     const t = performance.now();
+    filterStats.inIndexFilters++;
     const allowed = store!.matching(pred!);
     ms.filter = performance.now() - t;
     return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowed.length, rounds: 1 });
@@ -164,6 +169,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     for (const id of r.ids) if (!passes.has(id)) fresh.push(id);
     if (fresh.length) {
       t = performance.now();
+      filterStats.postCheckQueries++;
       const c = await ctx.query(`SELECT ${key}::bigint FROM ${q.fromList} WHERE ${cond} AND ${key} = ANY('{${fresh.join(',')}}'::bigint[])`);
       ms.check += performance.now() - t;
       if (c.error) return null;

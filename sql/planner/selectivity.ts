@@ -19,6 +19,8 @@ export interface SelectivityEstimate {
 export const SELECTIVITY_TTL_MS = 30_000;
 const CAPACITY = 2048;
 const cache = new Map<string, { rows: number; at: number }>();
+/** EXPLAIN round trips made (tests). */
+export const estimateQueries = { count: 0 };
 
 /**
  * Postgres's estimate for `SELECT 1 FROM fromList WHERE where` on the session's connection (its role,
@@ -35,6 +37,7 @@ export async function estimateSelectivity(ctx: SessionContext, relid: number, fr
     rows = hit.rows;
     cached = true;
   } else {
+    estimateQueries.count++;
     const r = await ctx.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${fromList} WHERE ${where}`);
     if (r.error || !r.rows.length || r.rows[0][0] === null) return null;
     try {

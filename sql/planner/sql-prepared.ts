@@ -26,6 +26,13 @@ interface Remembered {
 export class SqlPreparedStatements {
   private byName = new Map<string, Remembered>();
 
+  /** Byte offset of the EXECUTE keyword of an `EXPLAIN [options] EXECUTE …` statement starting at `from`. */
+  static executeKeyword(text: string, from: number): number {
+    const latin = Buffer.from(text, 'utf8').toString('latin1');
+    const m = /\bexecute\b/i.exec(latin.slice(from));
+    return m ? from + m.index : -1;
+  }
+
   /** Called for every simple Query the session forwards. */
   note(text: string, statements: ParsedStatement[]): void {
     for (const st of statements) {
@@ -64,9 +71,11 @@ export class SqlPreparedStatements {
     else this.byName.delete(name);
   }
 
-  /** The SELECT an `EXECUTE name(args)` runs, with the arguments in place of $n; null when unknown. */
-  substitute(text: string, st: ParsedStatement): string | null {
-    const ex = (st.stmt as Node).ExecuteStmt;
+  /**
+   * The SELECT an `EXECUTE name(args)` runs, with the arguments in place of $n; null when unknown.
+   * `at` is the byte offset of the statement (or of the EXECUTE keyword inside an EXPLAIN).
+   */
+  substitute(text: string, ex: Node, at: number): string | null {
     const r = ex ? this.byName.get(ex.name) : undefined;
     if (!r) return null;
     const buf = Buffer.from(text, 'utf8');
@@ -75,10 +84,10 @@ export class SqlPreparedStatements {
     let spans: [number, number][] = [];
     if (args.length) {
       const head = /\s*execute\s+(?:"(?:[^"]|"")*"|[^\s(;]+)\s*\(/iy;
-      head.lastIndex = st.location;
+      head.lastIndex = at;
       const m = head.exec(latin);
       if (!m) return null;
-      const items = listItems(latin, st.location + m[0].length - 1);
+      const items = listItems(latin, at + m[0].length - 1);
       if (!items || items.length !== args.length) return null;
       spans = items;
     }
@@ -86,14 +95,14 @@ export class SqlPreparedStatements {
     if (maxParam > args.length) return null; // Postgres reports the wrong number of parameters
     const qb = Buffer.from(r.query, 'utf8');
     let out = '';
-    let at = 0;
+    let pos = 0;
     for (const p of r.params) {
       const i = p.number - 1;
       const argText = buf.subarray(spans[i][0], spans[i][1]).toString('utf8');
-      out += qb.subarray(at, p.start).toString('utf8') + argument(argText, args[i], r.types[i]);
-      at = p.end;
+      out += qb.subarray(pos, p.start).toString('utf8') + argument(argText, args[i], r.types[i]);
+      pos = p.end;
     }
-    return out + qb.subarray(at).toString('utf8');
+    return out + qb.subarray(pos).toString('utf8');
   }
 }
 
