@@ -17,6 +17,7 @@ export interface PlanInfo {
   /** auto: Postgres's estimate of the matching rows, and as a fraction of the index's rows. */
   estimatedRows?: number | null;
   selectivity?: number | null;
+  selectivitySource?: 'planner' | 'observed';
   /** Candidates the strategy expected to look at and did look at (allowed ids, or ids checked after the search). */
   estimatedCandidates?: number | null;
   candidates?: number | null;
@@ -62,7 +63,8 @@ export function winnowLines(p: PlanInfo, analyze: boolean): string[] {
   lines.push(`  Strategy: ${STRATEGY_TEXT[p.strategy]}`);
   if (p.requested && (p.requested !== 'auto' || p.strategy !== 'none')) lines.push(`  Requested: winnow.filter_strategy = ${p.requested}${p.reason ? ` (${p.reason})` : ''}`);
   if (p.selectivity !== undefined && p.selectivity !== null) {
-    lines.push(`  Estimated selectivity: ${(p.selectivity * 100).toPrecision(3)}% (${Math.round(p.estimatedRows ?? 0)} rows, Postgres planner estimate)`);
+    const src = p.selectivitySource === 'observed' ? 'counted by an earlier query' : 'Postgres planner estimate';
+    lines.push(`  Estimated selectivity: ${(p.selectivity * 100).toPrecision(3)}% (${Math.round(p.estimatedRows ?? 0)} rows, ${src})`);
   }
   lines.push(`  Search: ${p.exact ? 'exact (index not trained: table below the training threshold)' : p.kind === 'range' ? `IVF nprobe=${p.nprobe}, k grown until beyond the bound` : `IVF nprobe=${p.nprobe} k'=${p.k * p.kFactor}`}`);
   if (p.allowed !== null) lines.push(`  Allowed ids: ${p.allowed}`);

@@ -18,7 +18,7 @@ import type { IncludeStore } from '../../sync/include-store.ts';
 import { quoteIdent } from '../quote.ts';
 import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
 import { searchIndex } from './search.ts';
-import { estimateSelectivity, type SelectivityEstimate } from './selectivity.ts';
+import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
 import type { FilterStrategy, KnnSettings } from './settings.ts';
 
 type Node = Record<string, any>;
@@ -124,6 +124,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
 
   const key = `${quoteIdent(q.ref)}.${quoteIdent(q.keyColumn)}`;
   const cond = q.where ? `(${q.where})` : 'true';
+  const observe = (rows: number) => { if (q.where) observeMatchingRows(ctx, li.meta.relid, q.fromList, q.where, rows); };
   const preFilter = async (): Promise<BigInt64Array | null> => {
     const t = performance.now();
     filterStats.preFilterQueries++;
@@ -132,6 +133,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     if (f.error) return null; // Postgres reports it on the original statement
     const ids = BigInt64Array.from(f.rows, (row) => BigInt(row[0]!));
     ids.sort();
+    observe(ids.length);
     return ids;
   };
   const restricted = (allowed: BigInt64Array) => {
@@ -187,6 +189,12 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     const exhausted = r.ids.length < kp || kp >= size;
     const pastRadius = r.ids.length > 0 && beyond(r.distances[r.ids.length - 1], q.radius);
     if (ids.length >= k || exhausted || pastRadius) {
+      // The passing fraction of the candidates, once there are enough of them to mean something.
+      if (passes.size >= 100 && !pastRadius) {
+        let n = 0;
+        for (const v of passes.values()) if (v) n++;
+        observe(exhausted ? n : Math.round((n / passes.size) * size));
+      }
       return out({ ids: BigInt64Array.from(ids), distances: Float32Array.from(dists), strategy, reason, estimate, estimatedCandidates, candidates: passes.size, rounds });
     }
     if (2 * kp > POST_MAX_FRACTION * size) {
