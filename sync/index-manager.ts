@@ -55,6 +55,26 @@ export interface BuildProgress {
 /** What a build is, in winnow.index_progress (pg_stat_progress_create_index's `command`). */
 export type BuildCommand = 'CREATE INDEX' | 'REINDEX' | 'REBUILD' | 'RETRAIN';
 
+/**
+ * Per id, the last state of a row in a batch of changes: vec = new vector, null = not in the index,
+ * undefined = vector unchanged (an UPDATE that left a TOASTed vector alone); inc = INCLUDE values
+ * (undefined = unchanged).
+ */
+type Entry = { vec: Float32Array | null | undefined; inc: (IncludeValue | undefined)[] | null };
+type Pending = { upserts: Map<bigint, Entry>; truncated: boolean };
+const DELETED: Entry = { vec: null, inc: null };
+
+function mergeInc(prev: Entry['inc'], cur: Entry['inc']): Entry['inc'] {
+  return !cur ? prev : !prev ? cur : cur.map((v, i) => (v === undefined ? prev[i] : v));
+}
+
+/** `next` happened after `prev` for the same id: the combined state. */
+function mergeEntry(prev: Entry | undefined, next: Entry): Entry {
+  if (next.vec !== undefined) return { vec: next.vec, inc: next.vec === null ? null : mergeInc(prev?.inc ?? null, next.inc) };
+  // Vector unchanged: keep the pending one (or, after a pending delete, what the index has).
+  return { vec: prev ? (prev.vec === null ? undefined : prev.vec) : undefined, inc: mergeInc(prev?.inc ?? null, next.inc) };
+}
+
 export class LiveIndex {
   index: VectorIndex;
   ready = false;
@@ -77,6 +97,15 @@ export class LiveIndex {
   shadow: LiveIndex | null = null;
   /** When the last background rebuild failed (ms epoch; retried after RETRAIN_BACKOFF_MS). */
   shadowFailedAt = 0;
+  /**
+   * First training in place (the untrained index holds every row; train() encodes them): while it
+   * runs the native index cannot take writes, so changes collect here and are applied when it ends.
+   */
+  backlog: Pending | null = null;
+  /** processedLsn when the in-place training started: read-your-writes waits beyond it until the backlog is applied. */
+  trainCapLsn = 0n;
+  /** The in-place training finished (true) or failed (an Error); the next poll applies the backlog. */
+  trainResult: true | Error | null = null;
   constructor(public meta: IndexMeta, withIncludes = true) {
     this.index = newIndex(meta);
     this.includes = withIncludes && meta.include?.length ? new IncludeStore(meta.include) : null;
@@ -288,7 +317,7 @@ export class DatabaseIndexes {
   async saveDue(force = false): Promise<void> {
     if (!this.snapshotRoot) return;
     for (const li of this.indexes.values()) {
-      if (!li.ready) continue;
+      if (!li.ready || li.backlog) continue; // training in place: saved once its backlog is applied
       // Due: the interval passed with changes; many changes (each poll redecodes WAL since the
       // oldest snapshot, so keep that short); or only the LSN moved (cheap: state.json only).
       const age = Date.now() - li.savedAt;
@@ -693,12 +722,18 @@ export class DatabaseIndexes {
     });
   }
 
+  /**
+   * Next background poll: after the poll interval, or 3× as long as the last decode took when that is
+   * longer. Every poll redecodes WAL from the slot position, including a large transaction still in
+   * progress (a bulk COPY), so back-to-back polls would keep a Postgres backend decoding the same WAL
+   * over and over; this keeps that under ~25% of one core. Waiters (read-your-writes) poll at once.
+   */
   private schedule(): void {
     if (this.closed || this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = null;
       this.kick();
-    }, this.intervalMs);
+    }, Math.max(this.intervalMs, Math.min(10_000, 3 * this.lastPeekMs)));
     this.timer.unref();
   }
 
@@ -708,7 +743,7 @@ export class DatabaseIndexes {
       try {
         do {
           await this.pollOnce();
-        } while (this.waiters.some((w) => w.lsn > this.processedLsn) && !this.closed);
+        } while (this.waiters.some((w) => w.lsn > this.processedLsn) && !this.closed && this.trainingCap() === null);
         this.lastError = null;
       } catch (err) {
         this.lastError = err as Error;
@@ -742,6 +777,7 @@ export class DatabaseIndexes {
       this.setProcessed(lsnToBigInt(rows[0].l));
       return;
     }
+    this.finishTraining();
     // Shadows (background rebuilds) that finished their scan before this poll began: they get every
     // transaction since the slot position (held back since they started) and are swapped in after it.
     const catching = [...this.indexes.values()].filter((li) => li.shadow?.ready).map((li) => [li, li.shadow!] as const);
@@ -761,13 +797,17 @@ export class DatabaseIndexes {
         return;
       }
     }
+    const peekStart = performance.now();
     const r = await this.client.query({
       text: `SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}', 'binary', 'true')`,
       values: [this.slot, upto],
       rowMode: 'array',
       types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) },
     } as pg.QueryConfig);
+    this.lastPeekMs = performance.now() - peekStart;
+    const applyStart = performance.now();
     this.applyMessages(r.rows.map((row) => (row as unknown as Buffer[])[0]), catching.map(([, sh]) => sh));
+    const applyMs = performance.now() - applyStart;
     const uptoN = lsnToBigInt(upto);
     for (const [li, sh] of catching) {
       if (li.shadow !== sh || this.indexes.get(this.key(li.meta.schema, li.meta.name)) !== li) continue;
@@ -782,8 +822,12 @@ export class DatabaseIndexes {
     this.setProcessed(uptoN);
     this.lastPollAt = Date.now();
     this.lastPollChanges = r.rows.length;
+    const saveStart = performance.now();
     await this.saveDue();
-    this.startTraining();
+    const saveMs = performance.now() - saveStart;
+    if (this.lastPeekMs + applyMs + saveMs > 1000) {
+      this.log.info({ database: this.database, messages: r.rows.length, peekMs: Math.round(this.lastPeekMs), applyMs: Math.round(applyMs), saveMs: Math.round(saveMs) }, 'winnow: slow poll');
+    }
     // Advance the slot to what every index has applied (with snapshots: what every snapshot
     // includes, so a restart can replay from there); a building index or a background rebuild holds it back.
     const all = [...this.indexes.values()];
@@ -794,28 +838,41 @@ export class DatabaseIndexes {
         this.advancedLsn = target;
       }
     }
+    // After the advance: a background rebuild started now holds the slot where it is, which is at or
+    // before its scan's snapshot (every advance target is an LSN read before the scan begins).
+    this.startTraining();
   }
 
   /** Messages returned by the last poll (metric). */
   lastPollChanges = 0;
+  /** How long the last pg_logical_slot_peek_binary_changes took (ms). */
+  lastPeekMs = 0;
 
   /**
-   * Train on growth: an untrained index that reached TRAIN_THRESHOLD rows through applied changes, or
-   * a trained one that grew past RETRAIN_GROWTH × the rows it was trained on (its lists and nlist were
-   * sized for far fewer rows), is rebuilt from the table in the background (scan + sample + train on
-   * a separate connection, like CREATE INDEX). Changes keep being applied to the serving index and
-   * searches keep using it; once the rebuild has caught up it replaces the serving index in one step.
+   * Train on growth. An untrained index that reached TRAIN_THRESHOLD rows through applied changes is
+   * trained in place: it already holds every row, so a uniform sample is drawn from the table
+   * (TABLESAMPLE BERNOULLI, its own connection) and train() learns the parameters and encodes what
+   * the index holds, off the JS thread. Searches keep running (exact) meanwhile; changes that arrive
+   * collect in a backlog that is applied right after, and read-your-writes queries for them wait.
+   * A trained index that grew past RETRAIN_GROWTH × the rows its parameters were chosen for is rebuilt
+   * from the table in the background (train() works once per index): scan + sample + train on a
+   * separate connection, like CREATE INDEX, while the serving index keeps taking changes and
+   * answering; once the rebuild has caught up it replaces the serving index in one step.
    */
   private startTraining(): void {
     for (const li of this.indexes.values()) {
-      if (!li.ready || li.shadow || this.closed) continue;
+      if (!li.ready || li.shadow || li.backlog || this.closed) continue;
+      if (Date.now() - li.shadowFailedAt < RETRAIN_BACKOFF_MS) continue;
       const n = li.index.size;
-      const due = li.index.isTrained ? n > RETRAIN_GROWTH * Math.max(li.trainedRows, TRAIN_THRESHOLD) : n >= TRAIN_THRESHOLD;
-      if (!due || Date.now() - li.shadowFailedAt < RETRAIN_BACKOFF_MS) continue;
+      if (!li.index.isTrained) {
+        if (n >= TRAIN_THRESHOLD) this.trainInPlace(li);
+        continue;
+      }
+      if (n <= RETRAIN_GROWTH * Math.max(li.trainedRows, TRAIN_THRESHOLD)) continue;
       const sh = new LiveIndex(li.meta, false);
       li.shadow = sh;
       const k = this.key(li.meta.schema, li.meta.name);
-      this.log.info({ index: li.meta.name, rows: n, trainedRows: li.trainedRows }, li.index.isTrained ? 'winnow: index outgrew its training; retraining in the background' : 'winnow: index reached the training threshold; training in the background');
+      this.log.info({ index: li.meta.name, rows: n, trainedRows: li.trainedRows }, 'winnow: index outgrew its training; retraining in the background');
       this.scan(sh, 'RETRAIN').then(() => {
         if (li.shadow !== sh || this.indexes.get(k) !== li) return;
         sh.ready = true; // the next poll replays everything since the slot position into it, then swaps
@@ -828,9 +885,82 @@ export class DatabaseIndexes {
     }
   }
 
+  private trainInPlace(li: LiveIndex): void {
+    const meta = li.meta;
+    li.backlog = { upserts: new Map(), truncated: false };
+    li.trainCapLsn = this.processedLsn;
+    li.trainResult = null;
+    const n = li.index.size;
+    this.log.info({ index: meta.name, rows: n }, 'winnow: index reached the training threshold; training in the background');
+    const index = li.index;
+    (async () => {
+      const sampleMax = Math.min(TRAIN_SAMPLE_MAX, Math.floor(5e7 / meta.dim));
+      const c = await this.connect();
+      let pid = 0;
+      const progress = (phase: BuildProgress['phase'], done: number) => this.writeProgress(meta, { pid, command: 'RETRAIN', progress: { phase, done, total: n }, blocks: 0 }, true);
+      let sample: Float32Array;
+      let rows = 0;
+      try {
+        pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+        progress('scanning table', 0);
+        const tbl = `${quoteIdent(meta.schema)}.${quoteIdent(meta.table)}`;
+        const vecCol = quoteIdent(meta.column);
+        const pct = Math.min(100, (100 * sampleMax * 1.1) / Math.max(1, n));
+        const r: pg.QueryResult = await c.query({
+          text: `SELECT encode(array_send(${vecCol}::real[]), 'hex') FROM ${tbl} TABLESAMPLE BERNOULLI (${pct}) WHERE ${vecCol} IS NOT NULL LIMIT ${sampleMax}`,
+          rowMode: 'array',
+          types: { getTypeParser: () => (v: string) => v },
+        } as pg.QueryConfig);
+        sample = new Float32Array(r.rows.length * meta.dim);
+        for (const row of r.rows as unknown as string[][]) {
+          const { dim } = decodeFloat4Array(Buffer.from(row[0], 'hex'), sample, rows * meta.dim);
+          if (dim === meta.dim && isIndexable(meta.metric, sample, rows * meta.dim, meta.dim)) rows++;
+        }
+      } finally {
+        await c.end().catch(() => {});
+      }
+      progress('training', rows);
+      try {
+        await index.train(sample.subarray(0, rows * meta.dim));
+      } finally {
+        this.writeProgress(meta, null, true);
+      }
+      // nlist was chosen from the sample's size: the parameters fit about that many rows (a larger
+      // table is rebuilt with nlist from its size by the retrain rule).
+      li.trainedRows = Math.min(index.size, rows);
+    })().then(() => { li.trainResult = true; }, (err) => { li.trainResult = err as Error; }).finally(() => this.kick());
+  }
+
+  /** At the start of a poll: an in-place training that ended gets its backlog applied. */
+  private finishTraining(): void {
+    for (const li of this.indexes.values()) {
+      if (!li.backlog || li.trainResult === null) continue;
+      const backlog = li.backlog;
+      li.backlog = null;
+      if (li.trainResult instanceof Error) {
+        li.shadowFailedAt = Date.now();
+        this.log.warn({ err: li.trainResult, index: li.meta.name }, 'winnow: training failed; the index stays exact (untrained)');
+      } else {
+        this.log.info({ index: li.meta.name, rows: li.index.size, nlist: li.index.stats().nlist, backlog: backlog.upserts.size }, 'winnow: index trained in place');
+      }
+      li.trainResult = null;
+      li.unsaved++;
+      this.applied += this.applyPending(li, backlog);
+    }
+  }
+
+  /** While an index trains in place, processedLsn stays where it was (its changes wait in the backlog). */
+  private trainingCap(): bigint | null {
+    let cap: bigint | null = null;
+    for (const li of this.indexes.values()) if (li.backlog && (cap === null || li.trainCapLsn < cap)) cap = li.trainCapLsn;
+    return cap;
+  }
+
   private advancedLsn = 0n;
 
   private setProcessed(lsn: bigint): void {
+    const cap = this.trainingCap();
+    if (cap !== null && lsn > cap) lsn = cap > this.processedLsn ? cap : this.processedLsn;
     if (lsn > this.processedLsn) this.processedLsn = lsn;
     const still: typeof this.waiters = [];
     for (const w of this.waiters) (w.lsn <= this.processedLsn ? w.resolve() : still.push(w));
@@ -838,18 +968,12 @@ export class DatabaseIndexes {
   }
 
   private applyMessages(msgs: Buffer[], shadows: LiveIndex[] = []): void {
-    // Per id, the last state in this batch: vec = new vector, null = not in the index, undefined = vector
-    // unchanged (an UPDATE that left a TOASTed vector alone); inc = INCLUDE values (undefined = unchanged).
-    type Entry = { vec: Float32Array | null | undefined; inc: (IncludeValue | undefined)[] | null };
-    type Pending = { upserts: Map<bigint, Entry>; truncated: boolean };
     const pending = new Map<LiveIndex, Pending>();
     const get = (li: LiveIndex) => {
       let p = pending.get(li);
       if (!p) pending.set(li, (p = { upserts: new Map(), truncated: false }));
       return p;
     };
-    const mergeInc = (prev: Entry['inc'], cur: Entry['inc']): Entry['inc'] => (!cur ? prev : !prev ? cur : cur.map((v, i) => (v === undefined ? prev[i] : v)));
-    const DELETED: Entry = { vec: null, inc: null };
     let txLsn = 0n;
     let targets: LiveIndex[] = [];
     const all = () => [...this.indexes.values(), ...shadows];
@@ -887,13 +1011,8 @@ export class DatabaseIndexes {
                 return t === 'unchanged' ? undefined : t == null ? null : decodeIncludeBinary(li.meta.include![j].type, t);
               })
               : null;
-            const prev = p.upserts.get(id);
-            if (v === 'unchanged') {
-              // TOASTed vector not modified: keep the indexed one (or the one pending in this batch).
-              p.upserts.set(id, { vec: prev ? (prev.vec === null ? undefined : prev.vec) : undefined, inc: mergeInc(prev?.inc ?? null, inc) });
-              continue;
-            }
-            p.upserts.set(id, { vec: v === null ? null : decodeFloat4Array(v).values, inc: mergeInc(prev?.inc ?? null, inc) });
+            // A TOASTed vector not modified ('unchanged') keeps the indexed one (or the one pending in this batch).
+            p.upserts.set(id, mergeEntry(p.upserts.get(id), { vec: v === 'unchanged' ? undefined : v === null ? null : decodeFloat4Array(v).values, inc }));
           }
           break;
         }
@@ -918,44 +1037,56 @@ export class DatabaseIndexes {
       }
     }
     for (const [li, p] of pending) {
-      if (p.truncated) {
-        li.index = newIndex(li.meta);
-        li.trainedRows = 0;
-        li.includes?.clear();
+      if (li.backlog) {
+        // Training in place: keep the changes for when it ends.
+        if (p.truncated) li.backlog = p;
+        else for (const [id, e] of p.upserts) li.backlog.upserts.set(id, mergeEntry(li.backlog.upserts.get(id), e));
+        continue;
       }
-      const del: bigint[] = [];
-      const addIds: bigint[] = [];
-      const addVecs: Float32Array[] = [];
-      const addInc: Entry['inc'][] = [];
-      let incOnly = 0;
-      for (const [id, e] of p.upserts) {
-        if (e.vec === undefined) {
-          // Vector unchanged: only INCLUDE columns may have changed (rows not in the index stay out).
-          if (li.includes && e.inc && li.includes.has(id)) {
-            li.includes.set(id, e.inc);
-            incOnly++;
-          }
-        } else if (e.vec === null || e.vec.length !== li.meta.dim || !isIndexable(li.meta.metric, e.vec)) del.push(id);
-        else {
-          addIds.push(id);
-          addVecs.push(e.vec);
-          addInc.push(e.inc);
-        }
-      }
-      if (del.length) {
-        li.index.remove(BigInt64Array.from(del));
-        if (li.includes) for (const id of del) li.includes.delete(id);
-      }
-      if (addIds.length) {
-        const flat = new Float32Array(addIds.length * li.meta.dim);
-        addVecs.forEach((v, i) => flat.set(v, i * li.meta.dim));
-        li.index.addSync(BigInt64Array.from(addIds), flat);
-        if (li.includes) for (let i = 0; i < addIds.length; i++) li.includes.set(addIds[i], addInc[i] ?? []);
-      }
-      const n = del.length + addIds.length + incOnly;
+      const n = this.applyPending(li, p);
       if (!shadows.includes(li)) this.applied += n;
-      li.unsaved += n + (p.truncated ? 1 : 0);
     }
+  }
+
+  /** Applies one batch of row states to an index (and its INCLUDE columns); returns the changes applied. */
+  private applyPending(li: LiveIndex, p: Pending): number {
+    if (p.truncated) {
+      li.index = newIndex(li.meta);
+      li.trainedRows = 0;
+      li.includes?.clear();
+    }
+    const del: bigint[] = [];
+    const addIds: bigint[] = [];
+    const addVecs: Float32Array[] = [];
+    const addInc: Entry['inc'][] = [];
+    let incOnly = 0;
+    for (const [id, e] of p.upserts) {
+      if (e.vec === undefined) {
+        // Vector unchanged: only INCLUDE columns may have changed (rows not in the index stay out).
+        if (li.includes && e.inc && li.includes.has(id)) {
+          li.includes.set(id, e.inc);
+          incOnly++;
+        }
+      } else if (e.vec === null || e.vec.length !== li.meta.dim || !isIndexable(li.meta.metric, e.vec)) del.push(id);
+      else {
+        addIds.push(id);
+        addVecs.push(e.vec);
+        addInc.push(e.inc);
+      }
+    }
+    if (del.length) {
+      li.index.remove(BigInt64Array.from(del));
+      if (li.includes) for (const id of del) li.includes.delete(id);
+    }
+    if (addIds.length) {
+      const flat = new Float32Array(addIds.length * li.meta.dim);
+      addVecs.forEach((v, i) => flat.set(v, i * li.meta.dim));
+      li.index.addSync(BigInt64Array.from(addIds), flat);
+      if (li.includes) for (let i = 0; i < addIds.length; i++) li.includes.set(addIds[i], addInc[i] ?? []);
+    }
+    const n = del.length + addIds.length + incOnly;
+    li.unsaved += n + (p.truncated ? 1 : 0);
+    return n;
   }
 
   private colsFor(li: LiveIndex, relid: number): { key: number; vec: number; inc: number[] } {
