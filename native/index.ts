@@ -148,6 +148,10 @@ export interface LearnOptions {
   learningRates?: number[];
   weightDecay?: number;
   warmupFraction?: number;
+  /** Weight of the KL term through the learnt transform alone (the PQ term has weight 1). Default 1, as in HAKES. */
+  reductionTermWeight?: number;
+  /** Softmax temperature = this × the mean std of a query's original neighbour similarities. Default 1. */
+  temperatureScale?: number;
   /** Re-centre IVF centroids in the learnt space (kept only if validation recall is not worse). Default true. */
   recenter?: boolean;
   /**
@@ -202,6 +206,8 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   learningRates: [1e-5, 1e-4, 1e-3],
   weightDecay: 0.01,
   warmupFraction: 0.1,
+  temperatureScale: 1,
+  reductionTermWeight: 1,
   recenter: true,
   install: true,
   threads: 2,

@@ -210,6 +210,8 @@ describe('learned search parameters', () => {
     await expect(idx.learn({ learningRates: [-1] })).rejects.toThrow(/learningRates/);
     await expect(idx.learn({ batchSize: 0 })).rejects.toThrow(/batchSize/);
     await expect(idx.learn({ validationFraction: 1.5 })).rejects.toThrow(/validationFraction/);
+    await expect(idx.learn({ temperatureScale: 0 })).rejects.toThrow(/temperatureScale/);
+    await expect(idx.learn({ reductionTermWeight: -1 })).rejects.toThrow(/reductionTermWeight/);
     await expect(idx.learn({ neighbors: n + 5 })).rejects.toThrow(/need more than/);
   });
 });

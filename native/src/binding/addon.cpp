@@ -457,6 +457,10 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     c.val_fraction = num("validationFraction");
     c.weight_decay = num("weightDecay");
     c.warmup_fraction = num("warmupFraction");
+    c.temperature_scale = num("temperatureScale");
+    c.reduction_term_weight = num("reductionTermWeight");
+    if (!(c.reduction_term_weight >= 0) || !std::isfinite(c.reduction_term_weight)) throw Napi::RangeError::New(env, "reductionTermWeight must be >= 0");
+    if (!(c.temperature_scale > 0) || !std::isfinite(c.temperature_scale)) throw Napi::RangeError::New(env, "temperatureScale must be positive");
     if (!(c.val_fraction > 0 && c.val_fraction < 1)) throw Napi::RangeError::New(env, "validationFraction must be in (0, 1)");
     if (!(c.weight_decay >= 0) || !(c.warmup_fraction >= 0 && c.warmup_fraction <= 1))
       throw Napi::RangeError::New(env, "weightDecay must be >= 0 and warmupFraction in [0, 1]");

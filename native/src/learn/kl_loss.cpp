@@ -78,7 +78,7 @@ double kl_loss(const LossShape& sh, const double* A, const double* C, const Batc
       }
       t1q[i] = kl1;
       t2q[i] = kl2;
-      lossq[i] = kl1 + kl2;
+      lossq[i] = sh.w1 * kl1 + kl2;
       if (!grad) continue;
       // dKL/ds_k = (softmax(s)_k - p_k) / tau, per term; then the chain rule through s.
       double* dz = &dZ[i * dr];
@@ -86,7 +86,7 @@ double kl_loss(const LossShape& sh, const double* A, const double* C, const Batc
       const double w = 1.0 / double(B);
       for (size_t k = 0; k < K; k++) {
         double p = std::exp(lp[k]);
-        double g1 = (std::exp(l1[k]) - p) * inv_tau * w, g2 = (std::exp(l2[k]) - p) * inv_tau * w;
+        double g1 = sh.w1 * (std::exp(l1[k]) - p) * inv_tau * w, g2 = (std::exp(l2[k]) - p) * inv_tau * w;
         const uint32_t u = b.nbr[i * K + k];
         const float* y = b.Y + size_t(u) * dr;
         const uint8_t* code = b.codes + size_t(u) * m;

@@ -19,6 +19,7 @@ struct LossShape {
   size_t d = 0, dr = 0, m = 0, K = 0;
   bool ip = false;  // similarity: inner product (true) or negative squared L2 (false)
   double tau = 1;   // softmax temperature
+  double w1 = 1;    // weight of the first (dimensionality-reduction) term; the second has weight 1
 };
 
 // One mini-batch. Q rows are already centred when the metric centres queries.

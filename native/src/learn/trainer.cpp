@@ -109,9 +109,10 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
       for (size_t k = 0; k < K; k++) s2 += (S.orig[i * K + k] - mu) * (S.orig[i * K + k] - mu);
       acc += std::sqrt(s2 / double(K));
     }
-    R.tau = acc / double(train.size());
+    R.tau = acc / double(train.size()) * cfg.temperature_scale;
     if (!(R.tau > 0) || !std::isfinite(R.tau)) R.tau = 1;
     S.shape.tau = R.tau;
+    S.shape.w1 = cfg.reduction_term_weight;
   }
 
   const size_t nA = ins->T.A.size(), nC = ins->codebooks.size();

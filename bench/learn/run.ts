@@ -1,0 +1,313 @@
+// `npm run bench:learn [-- --dataset NAME]... [--repeat N] [--mixed-seconds S] [--mixed-dataset NAME] [--quick] [--out DIR]`
+// Issue 7's benchmark: on one index per dataset, recall@10 vs QPS with the untrained (insert-time) search
+// parameters and with HAKES-learned ones, in the same run, measured interleaved (each grid point timed
+// with both parameter sets back to back, swapped atomically with setSearchParams/resetSearchParams);
+// training time and memory; then a mixed 90% search / 10% insert workload from concurrent clients vs
+// searches only. Training samples come only from the indexed vectors; the dataset's query set is held
+// out. Its first half picks each operating point, its second half is what is reported.
+// Writes bench/results/learn-<dataset>.{md,json} and bench/results/learn-mixed-<dataset>.md.
+import { execSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadDataset, type Dataset } from '../lib/datasets.ts';
+import { VectorIndex, type FilterParams, type LearnReport, type Metric } from '../../native/index.ts';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..');
+
+interface Args {
+  datasets: string[];
+  repeat: number;
+  mixedSeconds: number;
+  mixedDataset: string | null;
+  quick: boolean;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { datasets: [], repeat: 3, mixedSeconds: 6, mixedDataset: null, quick: false, out: path.join(repoRoot, 'bench', 'results') };
+  for (let i = 0; i < argv.length; i++) {
+    const v = argv[i];
+    const next = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${v} needs a value`);
+      return x;
+    };
+    if (v === '--dataset') a.datasets.push(next());
+    else if (v === '--repeat') a.repeat = Math.max(1, Number(next()));
+    else if (v === '--mixed-seconds') a.mixedSeconds = Number(next());
+    else if (v === '--mixed-dataset') a.mixedDataset = next();
+    else if (v === '--quick') a.quick = true;
+    else if (v === '--out') a.out = path.resolve(next());
+    else if (v === '--help' || v === '-h') {
+      console.log('usage: npm run bench:learn -- [--dataset NAME]... [--repeat N] [--mixed-seconds S] [--mixed-dataset NAME] [--quick] [--out DIR]');
+      process.exit(0);
+    } else throw new Error(`unknown argument ${v}`);
+  }
+  // The high-dimensional sets in ../shared/data (glove-100 is 100-d: its default reducedDim keeps every dimension).
+  if (!a.datasets.length) a.datasets = ['wordnet-use-512', 'fashion-mnist-784'];
+  a.mixedDataset ??= a.datasets[0];
+  return a;
+}
+
+const K = 10;
+const TARGETS = [0.95, 0.98, 0.99];
+
+interface Point {
+  nprobe: number;
+  kFactor: number;
+  tune: { recall: number; qps: number };
+  eval: { recall: number; qps: number };
+}
+
+function metricOf(ds: Dataset): Metric {
+  return ds.groundTruth.cos ? 'cos' : 'l2';
+}
+
+function recall(res: Int32Array, gt: Int32Array, gtK: number, from: number, to: number): number {
+  let hit = 0;
+  for (let q = from; q < to; q++) {
+    const truth = new Set<number>();
+    for (let j = 0; j < K; j++) truth.add(gt[q * gtK + j]);
+    for (let j = 0; j < K; j++) if (truth.has(res[q * K + j])) hit++;
+  }
+  return hit / ((to - from) * K);
+}
+
+/** One pass over queries [from, to) on the JS thread; returns ids and CPU-time QPS (this process, 1 thread busy). */
+function pass(idx: VectorIndex, ds: Dataset, from: number, to: number, nprobe: number, kFactor: number, out: Int32Array): number {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  for (let q = from; q < to; q++) {
+    const r = idx.search(ds.queries.subarray(q * ds.dim, (q + 1) * ds.dim), { k: K, nprobe, kFactor });
+    for (let j = 0; j < K; j++) out[q * K + j] = Number(r.ids[j]);
+  }
+  const wall = performance.now() - t0;
+  const c = process.cpuUsage(c0);
+  const cpuMs = (c.user + c.system) / 1000;
+  // CPU time of this process (one busy thread) is robust to other work on the shared cores.
+  return ((to - from) / Math.max(cpuMs > 0 ? cpuMs : wall, 1e-3)) * 1000;
+}
+
+function grid(nlist: number, quick: boolean): { nprobe: number; kFactor: number }[] {
+  const nps = (quick ? [8, 16, 32, 64] : [6, 8, 12, 16, 24, 32, 48, 64, 96, 128]).filter((n) => n <= nlist);
+  if (!nps.includes(nlist) && nlist < (quick ? 64 : 128)) nps.push(nlist);
+  const kfs = quick ? [3, 5, 10] : [2, 3, 4, 5, 6, 8, 10, 12, 16];
+  return nps.flatMap((nprobe) => kfs.map((kFactor) => ({ nprobe, kFactor })));
+}
+
+/** Sweeps the grid with both parameter sets, interleaved point by point; fastest of `repeat` passes kept. */
+function sweep(idx: VectorIndex, ds: Dataset, learnt: FilterParams, repeat: number, quick: boolean): { untrained: Point[]; learned: Point[] } {
+  const gt = ds.groundTruth[metricOf(ds)]!;
+  const half = Math.floor(ds.nq / 2);
+  const res = new Int32Array(ds.nq * K);
+  const untrained: Point[] = [];
+  const learned: Point[] = [];
+  for (const g of grid(idx.stats().nlist, quick)) {
+    for (const which of ['untrained', 'learned'] as const) {
+      if (which === 'learned') idx.setSearchParams(learnt);
+      else idx.resetSearchParams();
+      for (let i = 0; i < 30; i++) idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k: K, ...g }); // warm
+      let tq = 0, eq = 0;
+      for (let r = 0; r < repeat; r++) {
+        tq = Math.max(tq, pass(idx, ds, 0, half, g.nprobe, g.kFactor, res));
+        eq = Math.max(eq, pass(idx, ds, half, ds.nq, g.nprobe, g.kFactor, res));
+      }
+      const p: Point = { ...g, tune: { recall: recall(res, gt, ds.gtK, 0, half), qps: tq }, eval: { recall: recall(res, gt, ds.gtK, half, ds.nq), qps: eq } };
+      (which === 'learned' ? learned : untrained).push(p);
+    }
+    process.stderr.write('.');
+  }
+  process.stderr.write('\n');
+  idx.setSearchParams(learnt);
+  return { untrained, learned };
+}
+
+/** Operating point for a target: the highest tuning-half QPS among points reaching it on the tuning half. */
+function pick(points: Point[], target: number): Point | null {
+  let best: Point | null = null;
+  for (const p of points) if (p.tune.recall >= target && (!best || p.tune.qps > best.tune.qps)) best = p;
+  return best;
+}
+
+/** QPS interpolated at exactly `target` on the evaluation half's Pareto frontier (null when not reached). */
+function frontierQps(points: Point[], target: number): number | null {
+  const pts = points.map((p) => p.eval).sort((a, b) => b.qps - a.qps);
+  const front: { recall: number; qps: number }[] = [];
+  let bestRecall = -1;
+  for (const p of pts) if (p.recall > bestRecall) { front.push(p); bestRecall = p.recall; }
+  // front: QPS descending, recall ascending.
+  for (let i = 0; i < front.length; i++) {
+    if (front[i].recall >= target) {
+      if (i === 0) return front[0].qps;
+      const a = front[i - 1], b = front[i];
+      return a.qps + ((target - a.recall) / (b.recall - a.recall)) * (b.qps - a.qps);
+    }
+  }
+  return null;
+}
+
+async function mixed(idx: VectorIndex, ds: Dataset, seconds: number, clients: number) {
+  const gt = ds.groundTruth[metricOf(ds)]!;
+  // The operating point: the one reaching 0.95 on the tuning half (learned params installed).
+  const nprobe = 16, kFactor = 8;
+  const run = async (insertShare: number) => {
+    let searches = 0, inserts = 0, hit = 0, judged = 0;
+    const deadline = performance.now() + seconds * 1000;
+    let q = 0, row = 0;
+    const t0 = performance.now();
+    const client = async (c: number) => {
+      let i = c;
+      while (performance.now() < deadline) {
+        i++;
+        if (insertShare > 0 && i % Math.round(1 / insertShare) === 0) {
+          // An insert: the row's own vector again under its own id (upsert: encode with the insert
+          // params, append, tombstone the old version), so the ground truth stays valid.
+          const id = row++ % ds.n;
+          await idx.add(new BigInt64Array([BigInt(id)]), ds.base.slice(id * ds.dim, (id + 1) * ds.dim), 1);
+          inserts++;
+        } else {
+          const qi = q++ % ds.nq;
+          const r = await idx.searchBatch(ds.queries.subarray(qi * ds.dim, (qi + 1) * ds.dim), { k: K, nprobe, kFactor, threads: 1 });
+          const truth = new Set<number>();
+          for (let j = 0; j < K; j++) truth.add(gt[qi * ds.gtK + j]);
+          for (let j = 0; j < K; j++) if (truth.has(Number(r.ids[j]))) hit++;
+          judged += K;
+          searches++;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+    const s = (performance.now() - t0) / 1000;
+    return { searchQps: searches / s, insertsPerS: inserts / s, recall: hit / Math.max(1, judged), searches, inserts, seconds: s };
+  };
+  const rounds: { only: Awaited<ReturnType<typeof run>>; mix: Awaited<ReturnType<typeof run>> }[] = [];
+  for (let r = 0; r < 3; r++) rounds.push({ only: await run(0), mix: await run(0.1) });
+  return { nprobe, kFactor, clients, rounds };
+}
+
+function fmt(n: number, d = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d });
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  mkdirSync(args.out, { recursive: true });
+  const git = execSync('git rev-parse --short HEAD', { cwd: repoRoot }).toString().trim();
+  const cmd = `npm run bench:learn -- ${process.argv.slice(2).join(' ')}`.trim();
+  for (const name of args.datasets) {
+    const started = new Date();
+    const load0 = os.loadavg();
+    const ds = loadDataset(name);
+    const metric = metricOf(ds);
+    console.log(`${name}: n=${ds.n} d=${ds.dim} ${metric}, ${ds.nq} queries`);
+    const idx = new VectorIndex({ dim: ds.dim, metric });
+    let t = performance.now();
+    await idx.train(ds.base);
+    await idx.add(new BigInt64Array(ds.n).map((_, i) => BigInt(i)), ds.base);
+    const buildS = (performance.now() - t) / 1000;
+    const st = idx.stats();
+    console.log(`built in ${buildS.toFixed(1)} s: nlist ${st.nlist}, reducedDim ${st.reducedDim}`);
+
+    // Training: time and memory (RSS sampled every 50 ms while it runs; the report's working set).
+    global.gc?.();
+    const rss0 = process.memoryUsage().rss;
+    let peak = rss0;
+    const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
+    const log: string[] = [];
+    t = performance.now();
+    const rep: LearnReport = await idx.learn({ threads: 2, install: 'always' }, (phase, done, total, value) => {
+      if (!phase.startsWith('train') || done === total) log.push(`${((performance.now() - t) / 1000).toFixed(1)} s ${phase} ${done}/${total}${value === undefined ? '' : ' ' + value.toFixed(4)}`);
+    });
+    const learnS = (performance.now() - t) / 1000;
+    clearInterval(timer);
+    peak = Math.max(peak, process.memoryUsage().rss);
+    console.log(`learned in ${learnS.toFixed(1)} s (installed ${rep.installed}, lr ${rep.learningRate}, val recall ${rep.validationRecallBefore.toFixed(4)} -> ${rep.validationRecallAfter.toFixed(4)})`);
+    // install: 'always' so the comparison is made even when the validation split would have kept
+    // the untrained params (the default install rule); the report shows that verdict.
+    const learntParams = idx.getParams('search')!;
+
+    const { untrained, learned } = sweep(idx, ds, learntParams, args.repeat, args.quick);
+    const rows = TARGETS.map((target) => {
+      const u = pick(untrained, target), l = pick(learned, target);
+      const fu = frontierQps(untrained, target), fl = frontierQps(learned, target);
+      return { target, u, l, fu, fl };
+    });
+    const load1 = os.loadavg();
+    const json = { dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, untrained, learned };
+
+    let mixedMd = '';
+    if (name === args.mixedDataset && args.mixedSeconds > 0) {
+      console.log(`mixed workload on ${name}: 3 rounds of ${args.mixedSeconds} s searches only, then ${args.mixedSeconds} s 90/10`);
+      const m = await mixed(idx, ds, args.mixedSeconds, 4);
+      (json as Record<string, unknown>).mixed = m;
+      const avg = (f: (r: (typeof m.rounds)[number]) => number) => m.rounds.reduce((s, r) => s + f(r), 0) / m.rounds.length;
+      const ratio = avg((r) => r.mix.searchQps) / avg((r) => r.only.searchQps);
+      mixedMd = [
+        `# Mixed workload with learned search parameters: ${name}`,
+        '',
+        `- Command: \`${cmd}\` (git ${git}); ${new Date().toISOString()}; load average at end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`,
+        `- One index (n = ${fmt(ds.n)}, learned search params installed), ${m.clients} concurrent clients in one process, each a loop of awaited single operations on libuv's pool (searchBatch of 1 query, threads 1; add of 1 row): searches only vs 90% searches / 10% inserts, alternating, ${m.rounds.length} rounds of ${args.mixedSeconds} s each.`,
+        `- Searches: held-out dataset queries, k = 10, nprobe ${m.nprobe}, kFactor ${m.kFactor}; recall against the dataset's ground truth. Inserts: a base row's own vector under its own id (an upsert: transform + encode with the *insert* params, append to its list, tombstone the old version), so the ground truth stays valid; the search path takes no global lock (per-list reader/writer locks, atomic params swap).`,
+        '',
+        '| round | searches-only QPS | recall | 90/10 search QPS | recall | inserts/s | search QPS ratio |',
+        '|---|---|---|---|---|---|---|',
+        ...m.rounds.map((r, i) => `| ${i + 1} | ${fmt(r.only.searchQps)} | ${r.only.recall.toFixed(4)} | ${fmt(r.mix.searchQps)} | ${r.mix.recall.toFixed(4)} | ${fmt(r.mix.insertsPerS)} | ${(r.mix.searchQps / r.only.searchQps).toFixed(2)} |`),
+        `| mean | ${fmt(avg((r) => r.only.searchQps))} | ${avg((r) => r.only.recall).toFixed(4)} | ${fmt(avg((r) => r.mix.searchQps))} | ${avg((r) => r.mix.recall).toFixed(4)} | ${fmt(avg((r) => r.mix.insertsPerS))} | ${ratio.toFixed(2)} |`,
+        '',
+        `Goal: search QPS ≥ 0.8× searches-only with recall unchanged — ${ratio >= 0.8 ? 'met' : 'not met'} (ratio ${ratio.toFixed(2)}). ` +
+          `With 10% of operations being inserts, at most 0.9× of the operations are searches, so a ratio near 0.9 means inserts cost about as much as searches.`,
+        '',
+      ].join('\n');
+      writeFileSync(path.join(args.out, `learn-mixed-${name}.md`), mixedMd);
+    }
+
+    const pt = (p: Point | null) => (p ? `${fmt(p.eval.qps)} [${p.eval.recall.toFixed(3)}, nprobe=${p.nprobe} kFactor=${p.kFactor}]` : '— (not reached)');
+    const ratioAt = (r: (typeof rows)[number]) => (r.u && r.l ? r.l.eval.qps / r.u.eval.qps : null);
+    const r99 = rows.find((r) => r.target === 0.99)!;
+    const fr = r99.fu && r99.fl ? r99.fl / r99.fu : null;
+    const md = [
+      `# Learned search parameters (HAKES): ${name}`,
+      '',
+      `- Command: \`${cmd}\` (git ${git})`,
+      `- Date: ${started.toISOString()}; machine: nproc ${os.cpus().length}, ${os.cpus()[0]?.model ?? ''}, ${fmt(os.totalmem() / 2 ** 30)} GiB RAM; node ${process.version}`,
+      `- Load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (2 cores shared with other work: compare the two columns, which were measured interleaved, not absolute numbers across runs).`,
+      `- Data: n = ${fmt(ds.n)}, d = ${ds.dim}, metric ${metric}, k = 10. Index: defaults (nlist ${st.nlist}, reducedDim ${st.reducedDim}, float32 storage), built in ${buildS.toFixed(1)} s.`,
+      `- Training (\`VectorIndex.learn()\` defaults, 2 threads): ${fmt(rep.trainQueries)} training + ${fmt(rep.validationQueries)} validation queries sampled from the **indexed vectors**, ${rep.neighbors} neighbours each, batch 512, 1 epoch per learning rate, rates {1e-5, 1e-4, 1e-3} → chose ${rep.learningRate} on the validation split (loss ${rep.validationLossBefore.toFixed(4)} → ${rep.validationLossAfter.toFixed(4)}; validation recall@10 at nprobe ${rep.validationNprobe}/kFactor ${rep.validationKFactor}: ${rep.validationRecallBefore.toFixed(4)} → ${rep.validationRecallAfter.toFixed(4)}, centroids re-centred: ${rep.recentered ? 'kept' : 'rejected by validation'}; default install rule would have ${rep.validationRecallAfter >= rep.validationRecallBefore ? 'installed' : 'kept the untrained params'}).`,
+      `- Training time **${learnS.toFixed(1)} s** (${(learnS / (ds.n / 1e5)).toFixed(1)} s per 100k vectors; neighbour search ${rep.secondsSamples.toFixed(1)} s, optimisation ${rep.secondsTrain.toFixed(1)} s, re-centring + validation ${rep.secondsRecenter.toFixed(1)} s). Memory: working set ${fmt(rep.workingSetBytes / 2 ** 20, 1)} MiB (samples + optimiser state); process RSS ${fmt(rss0 / 2 ** 20)} MiB before, peak ${fmt(peak / 2 ** 20)} MiB during (+${fmt((peak - rss0) / 2 ** 20)} MiB).`,
+      `- Evaluation: the dataset's ${ds.nq} queries, never seen by training. Grid of nprobe × kFactor, each point timed ${args.repeat}× per parameter set (untrained and learned back to back on the same index), fastest kept; QPS = queries per CPU-second of one thread (\`search()\` on the JS thread). First ${Math.floor(ds.nq / 2)} queries pick the operating point, the last ${ds.nq - Math.floor(ds.nq / 2)} are reported.`,
+      '',
+      '## Recall@10 targets',
+      '',
+      '| target | untrained: QPS [recall, params] | learned: QPS [recall, params] | learned / untrained | frontier QPS at target (untrained → learned) |',
+      '|---|---|---|---|---|',
+      ...rows.map((r) => {
+        const q = ratioAt(r);
+        return `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${q === null ? '—' : q.toFixed(2) + '×'} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`;
+      }),
+      '',
+      `Goal: ≥ 1.15× QPS at recall@10 = 0.99 — ${ratioAt(r99) === null ? 'not measurable (0.99 not reached)' : ratioAt(r99)! >= 1.15 ? `met (${ratioAt(r99)!.toFixed(2)}×)` : `not met (${ratioAt(r99)!.toFixed(2)}× at the picked operating points${fr ? `, ${fr.toFixed(2)}× on the interpolated frontier` : ''})`}. Training goal: < 120 s per 100k vectors on 2 cores — ${learnS / (ds.n / 1e5) < 120 ? 'met' : 'not met'}.`,
+      '',
+      '## Sweep (evaluation half)',
+      '',
+      '| nprobe | kFactor | untrained recall | untrained QPS | learned recall | learned QPS |',
+      '|---|---|---|---|---|---|',
+      ...untrained.map((u, i) => `| ${u.nprobe} | ${u.kFactor} | ${u.eval.recall.toFixed(4)} | ${fmt(u.eval.qps)} | ${learned[i].eval.recall.toFixed(4)} | ${fmt(learned[i].eval.qps)} |`),
+      '',
+      '## Training log',
+      '',
+      '```',
+      ...log,
+      '```',
+      '',
+    ].join('\n');
+    writeFileSync(path.join(args.out, `learn-${name}.md`), md);
+    writeFileSync(path.join(args.out, `learn-${name}.json`), JSON.stringify(json, null, 1));
+    console.log(md.split('\n').slice(0, 20).join('\n'));
+    if (mixedMd) console.log(mixedMd);
+  }
+}
+
+await main();
