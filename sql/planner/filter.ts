@@ -27,7 +27,9 @@ type Node = Record<string, any>;
  * auto: below this estimated selectivity the pre-filter is cheaper than post-filtering. Measured on
  * wordnet-use-512 30k (bench/filter-strategies.ts, sql/planner/README.md).
  */
-export const AUTO_PRE_BELOW = 0.02;
+export const AUTO_PRE_BELOW = 0.1;
+/** post: its unfiltered searches probe this many times winnow.nprobe lists (like the filtered searches, search.ts). */
+export const POST_NPROBE_MULT = 2;
 /** post: deepening stops (and the pre-filter answers) once k' would exceed this fraction of the index. */
 export const POST_MAX_FRACTION = 0.5;
 
@@ -160,12 +162,14 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   const sel = estimate?.selectivity;
   let kp = Math.min(size, Math.max(2 * k, sel ? Math.ceil((1.5 * k) / Math.max(sel, 1e-6)) : 0));
   const estimatedCandidates = kp;
+  // The k passing rows are far down the unfiltered ranking: probe as many lists as other filtered searches do.
+  const postSettings: KnnSettings = { nprobe: s.nprobe * POST_NPROBE_MULT, kFactor: s.kFactor };
   const passes = new Map<bigint, boolean>();
   let rounds = 0;
   for (;;) {
     rounds++;
     let t = performance.now();
-    const r = searchIndex(li, vec, Math.max(1, kp), s);
+    const r = searchIndex(li, vec, Math.max(1, kp), postSettings);
     ms.search += performance.now() - t;
     const fresh: bigint[] = [];
     for (const id of r.ids) if (!passes.has(id)) fresh.push(id);

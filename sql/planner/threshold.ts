@@ -5,7 +5,7 @@
 // a growing k until the k-th distance is beyond r or the index has no more rows; an untrained index
 // (below the training threshold) answers every search exactly, so its range result is exact.
 import type { LiveIndex } from '../../sync/index-manager.ts';
-import { withinRadius } from './filter.ts';
+import { POST_NPROBE_MULT, withinRadius } from './filter.ts';
 import type { Radius } from './recognize.ts';
 import { searchIndex } from './search.ts';
 import type { KnnSettings } from './settings.ts';
@@ -26,9 +26,11 @@ export function rangeSearch(li: LiveIndex, vec: Float32Array, radius: Radius, s:
   const size = li.index.size;
   let k = Math.max(1, Math.min(size, RANGE_FIRST_K));
   let rounds = 0;
+  // Deep searches: probe as many lists as the post-filter does.
+  const deep: KnnSettings = { nprobe: s.nprobe * POST_NPROBE_MULT, kFactor: s.kFactor };
   for (;;) {
     rounds++;
-    const r = searchIndex(li, vec, k, s);
+    const r = searchIndex(li, vec, k, deep);
     const n = r.ids.length;
     const last = n ? r.distances[n - 1] : Infinity;
     const beyond = radius.inclusive ? last > radius.r : last >= radius.r;
