@@ -1,6 +1,9 @@
 // EXPLAIN of a planned vector query: Winnow's part of the plan, then Postgres's plan of the rewritten
 // statement that fetches the rows.
 import type { SessionContext } from '../../server/session.ts';
+import { POST_NPROBE_MULT } from './filter.ts';
+import { FILTER_EXACT_BELOW_FLOATS, FILTER_K_FACTOR_MULT } from './search.ts';
+import { RANGE_FIRST_K, RANGE_GROWTH } from './threshold.ts';
 
 type Node = Record<string, any>;
 
@@ -51,6 +54,21 @@ const STRATEGY_TEXT: Record<PlanInfo['strategy'], string> = {
   in: 'in-index filter (predicate on INCLUDE columns evaluated in Winnow, no Postgres round trip)',
 };
 
+/** The native search as it ran (filtered and deep searches use more lists and candidates than the settings say). */
+function searchText(p: PlanInfo): string {
+  if (p.exact) return 'exact (index not trained: table below the training threshold)';
+  if (p.kind === 'range') return `IVF nprobe=${p.nprobe * POST_NPROBE_MULT}, k grown ×${RANGE_GROWTH} from ${RANGE_FIRST_K} until beyond the bound (last k=${p.k})`;
+  switch (p.strategy) {
+    case 'pre':
+    case 'in':
+      return `IVF nprobe=${p.nprobe * 2} k'=${p.k * p.kFactor * FILTER_K_FACTOR_MULT} over the allowed ids (exact when allowed ids × dim ≤ ${FILTER_EXACT_BELOW_FLOATS / 1e6} M floats)`;
+    case 'post':
+      return `IVF nprobe=${p.nprobe * POST_NPROBE_MULT} unfiltered, ${p.estimatedCandidates ?? 2 * p.k} candidates first, doubled until ${p.k} pass`;
+    default:
+      return `IVF nprobe=${p.nprobe} k'=${p.k * p.kFactor}`;
+  }
+}
+
 const ms = (x: number | undefined) => `${(x ?? 0).toFixed(3)} ms`;
 
 /** Winnow's lines for one planned SELECT. */
@@ -66,7 +84,7 @@ export function winnowLines(p: PlanInfo, analyze: boolean): string[] {
     const src = p.selectivitySource === 'observed' ? 'counted by an earlier query' : 'Postgres planner estimate';
     lines.push(`  Estimated selectivity: ${(p.selectivity * 100).toPrecision(3)}% (${Math.round(p.estimatedRows ?? 0)} rows, ${src})`);
   }
-  lines.push(`  Search: ${p.exact ? 'exact (index not trained: table below the training threshold)' : p.kind === 'range' ? `IVF nprobe=${p.nprobe}, k grown until beyond the bound` : `IVF nprobe=${p.nprobe} k'=${p.k * p.kFactor}`}`);
+  lines.push(`  Search: ${searchText(p)}`);
   if (p.allowed !== null) lines.push(`  Allowed ids: ${p.allowed}`);
   if (p.estimatedCandidates !== undefined && p.estimatedCandidates !== null) lines.push(`  Estimated candidates: ${p.estimatedCandidates}`);
   if (analyze) {
