@@ -133,6 +133,9 @@ export interface ManagerOptions {
   snapshotIntervalMs?: number;
 }
 
+/** A poll applies what it has decoded at least every this many messages (bounds memory for huge transactions). */
+const FLUSH_EVERY = 50_000;
+
 /** A changed index is saved early after this many applied changes (bounds WAL redecoded per poll). */
 export const SNAPSHOT_AFTER_CHANGES = 5000;
 
@@ -797,17 +800,38 @@ export class DatabaseIndexes {
         return;
       }
     }
+    // Rows are applied as they arrive (not accumulated): a bulk load's transaction is never held whole.
     const peekStart = performance.now();
-    const r = await this.client.query({
-      text: `SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}', 'binary', 'true')`,
-      values: [this.slot, upto],
-      rowMode: 'array',
-      types: { getTypeParser: (oid: number) => (oid === 17 ? (v: string) => Buffer.from(v.slice(2), 'hex') : (v: string) => v) },
-    } as pg.QueryConfig);
-    this.lastPeekMs = performance.now() - peekStart;
-    const applyStart = performance.now();
-    this.applyMessages(r.rows.map((row) => (row as unknown as Buffer[])[0]), catching.map(([, sh]) => sh));
-    const applyMs = performance.now() - applyStart;
+    const applier = this.applier(catching.map(([, sh]) => sh));
+    let messages = 0;
+    let applyMs = 0;
+    await new Promise<void>((resolve, reject) => {
+      const q = new pg.Query({
+        text: `SELECT data FROM pg_logical_slot_peek_binary_changes($1, $2::pg_lsn, NULL, 'proto_version', '1', 'publication_names', '${PUBLICATION}', 'binary', 'true')`,
+        values: [this.slot, upto],
+        rowMode: 'array',
+        types: { getTypeParser: () => (v: string) => Buffer.from(v.slice(2), 'hex') },
+      } as pg.QueryConfig);
+      let failed: Error | null = null;
+      q.on('row', (row: Buffer[]) => {
+        if (failed) return;
+        const t = performance.now();
+        try {
+          applier.push(row[0]);
+        } catch (err) {
+          failed = err as Error; // reported when the query ends (the connection stays in sync)
+        }
+        messages++;
+        applyMs += performance.now() - t;
+      });
+      q.on('error', reject);
+      q.on('end', () => (failed ? reject(failed) : resolve()));
+      this.client.query(q);
+    });
+    const t = performance.now();
+    applier.finish();
+    applyMs += performance.now() - t;
+    this.lastPeekMs = performance.now() - peekStart - applyMs;
     const uptoN = lsnToBigInt(upto);
     for (const [li, sh] of catching) {
       if (li.shadow !== sh || this.indexes.get(this.key(li.meta.schema, li.meta.name)) !== li) continue;
@@ -821,19 +845,19 @@ export class DatabaseIndexes {
     }
     this.setProcessed(uptoN);
     this.lastPollAt = Date.now();
-    this.lastPollChanges = r.rows.length;
+    this.lastPollChanges = messages;
     const saveStart = performance.now();
     await this.saveDue();
     const saveMs = performance.now() - saveStart;
     if (this.lastPeekMs + applyMs + saveMs > 1000) {
-      this.log.info({ database: this.database, messages: r.rows.length, peekMs: Math.round(this.lastPeekMs), applyMs: Math.round(applyMs), saveMs: Math.round(saveMs) }, 'winnow: slow poll');
+      this.log.info({ database: this.database, messages: messages, peekMs: Math.round(this.lastPeekMs), applyMs: Math.round(applyMs), saveMs: Math.round(saveMs) }, 'winnow: slow poll');
     }
     // Advance the slot to what every index has applied (with snapshots: what every snapshot
     // includes, so a restart can replay from there); a building index or a background rebuild holds it back.
     const all = [...this.indexes.values()];
     if (all.length && all.every((li) => li.ready && !li.shadow)) {
       const target = this.snapshotRoot ? all.reduce((m, li) => (li.savedLsn < m ? li.savedLsn : m), uptoN) : uptoN;
-      if (target > this.advancedLsn && (r.rows.length > 0 || this.snapshotRoot)) {
+      if (target > this.advancedLsn && (messages > 0 || this.snapshotRoot)) {
         await this.client.query(`SELECT pg_replication_slot_advance($1, $2::pg_lsn)`, [this.slot, bigIntToLsn(target)]);
         this.advancedLsn = target;
       }
@@ -967,8 +991,14 @@ export class DatabaseIndexes {
     this.waiters = still;
   }
 
-  private applyMessages(msgs: Buffer[], shadows: LiveIndex[] = []): void {
-    const pending = new Map<LiveIndex, Pending>();
+  /**
+   * A decoder/applier for one poll's messages, fed one message at a time as rows arrive. Row states
+   * collapse per id and are applied in batches of FLUSH_EVERY messages (and at the end), so a huge
+   * transaction (a bulk COPY) never sits in memory whole; applying a prefix of the stream in order is
+   * the same as applying it at once (row-state assignments).
+   */
+  private applier(shadows: LiveIndex[] = []): { push(m: Buffer): void; finish(): void } {
+    let pending = new Map<LiveIndex, Pending>();
     const get = (li: LiveIndex) => {
       let p = pending.get(li);
       if (!p) pending.set(li, (p = { upserts: new Map(), truncated: false }));
@@ -978,12 +1008,34 @@ export class DatabaseIndexes {
     let targets: LiveIndex[] = [];
     const all = () => [...this.indexes.values(), ...shadows];
     const targetsFor = (relid: number) => targets.filter((li) => li.meta.relid === relid && li.ready && li.lastCommit < txLsn);
-    for (const m of msgs) {
+    let skipping = false;
+    let sinceFlush = 0;
+    const flush = () => {
+      for (const [li, p] of pending) {
+        if (li.backlog) {
+          // Training in place: keep the changes for when it ends.
+          if (p.truncated) li.backlog = p;
+          else for (const [id, e] of p.upserts) li.backlog.upserts.set(id, mergeEntry(li.backlog.upserts.get(id), e));
+          continue;
+        }
+        const n = this.applyPending(li, p);
+        if (!shadows.includes(li)) this.applied += n;
+      }
+      pending = new Map();
+      sinceFlush = 0;
+    };
+    const push = (m: Buffer) => {
+      // A transaction every index has applied already (redelivered by peek) is skipped undecoded.
+      if (skipping && m[0] !== 0x52 /* 'R' relation: always kept */) {
+        if (m[0] === 0x43 /* 'C' commit */) skipping = false;
+        return;
+      }
       const msg = decodePgOutput(m);
       switch (msg.tag) {
         case 'begin':
           txLsn = msg.finalLsn;
           targets = all();
+          if (!targets.some((li) => li.ready && li.lastCommit < txLsn)) skipping = true;
           break;
         case 'relation': {
           this.relations.set(msg.relid, { schema: msg.schema, name: msg.name, columns: msg.columns.map((c) => c.name) });
@@ -1035,17 +1087,9 @@ export class DatabaseIndexes {
           for (const li of targets) if (li.ready && li.lastCommit < txLsn && li.meta.relid !== 0) li.lastCommit = txLsn;
           break;
       }
-    }
-    for (const [li, p] of pending) {
-      if (li.backlog) {
-        // Training in place: keep the changes for when it ends.
-        if (p.truncated) li.backlog = p;
-        else for (const [id, e] of p.upserts) li.backlog.upserts.set(id, mergeEntry(li.backlog.upserts.get(id), e));
-        continue;
-      }
-      const n = this.applyPending(li, p);
-      if (!shadows.includes(li)) this.applied += n;
-    }
+      if (++sinceFlush >= FLUSH_EVERY) flush();
+    };
+    return { push, finish: flush };
   }
 
   /** Applies one batch of row states to an index (and its INCLUDE columns); returns the changes applied. */

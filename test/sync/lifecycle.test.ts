@@ -3,7 +3,7 @@
 // inserts/updates/deletes/truncate and a restart from the snapshot, a second session sees builds in
 // winnow.index_progress, and the manager reports replication lag without a session.
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -166,7 +166,10 @@ test('INCLUDE columns are mirrored: build, insert/update/include-only update/del
     return x.unsaved === 0 && x.savedLsn > 0n;
   });
   await d.query(`UPDATE p SET category = 'after snapshot' WHERE id = 13`);
-  const mgr2 = new IndexManager({ connection: (user, database) => ({ host: h.db.host, port: h.db.port, user, database }), log: createLogger('silent'), pollIntervalMs: 100, dataDir });
+  // (A copy of the data directory: two managers must not write the same snapshot files.)
+  const dataDir2 = dataDir + '-copy';
+  cpSync(dataDir, dataDir2, { recursive: true });
+  const mgr2 = new IndexManager({ connection: (user, database) => ({ host: h.db.host, port: h.db.port, user, database }), log: createLogger('silent'), pollIntervalMs: 100, dataDir: dataDir2 });
   try {
     const db2 = await mgr2.forDatabase(h.db.user, h.db.database);
     const li2 = db2.indexes.get('public.p_v')!;
@@ -177,6 +180,7 @@ test('INCLUDE columns are mirrored: build, insert/update/include-only update/del
     expect(li2.includes!.size).toBe(inc.size);
   } finally {
     await mgr2.close();
+    rmSync(dataDir2, { recursive: true, force: true });
   }
   await d.query('TRUNCATE p');
   await ids('p');
@@ -218,6 +222,7 @@ test('winnow.index_progress shows a running build to another session; the row go
 
 test('replication lag without a session: IndexManager.status()', async () => {
   const [st] = await h.mgr.status();
+  expect(st.snapshotErrors).toBe(0);
   expect(st.database).toBe(h.db.database);
   expect(st.indexes).toBeGreaterThan(0);
   expect(st.lastError).toBe(null);
