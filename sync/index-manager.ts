@@ -325,7 +325,9 @@ export class DatabaseIndexes {
       // oldest snapshot, so keep that short); or only the LSN moved (cheap: state.json only).
       const age = Date.now() - li.savedAt;
       const due = force || li.savedLsn === 0n
-        || (li.unsaved > 0 && (age >= this.snapshotIntervalMs || li.unsaved >= SNAPSHOT_AFTER_CHANGES))
+        // (Early: after SNAPSHOT_AFTER_CHANGES changes, or a quarter of the index's size when larger — a
+        // save writes the whole index, so a bulk load in many transactions must not save at every poll.)
+        || (li.unsaved > 0 && (age >= this.snapshotIntervalMs || li.unsaved >= Math.max(SNAPSHOT_AFTER_CHANGES, li.index.size / 4)))
         || (li.unsaved === 0 && li.savedLsn < this.processedLsn && age >= Math.min(1000, this.snapshotIntervalMs));
       if (!due) continue;
       try {
@@ -491,7 +493,9 @@ export class DatabaseIndexes {
     };
     let blocks = 0;
     try {
-      pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+      const who = (await c.query(`SELECT pg_backend_pid() AS p, to_regclass('winnow.index_build_progress') IS NOT NULL AS t`)).rows[0];
+      pid = who.p;
+      this.progressTable = who.t; // CREATE EXTENSION may have run since open()
       await c.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
       const tbl = `${quoteIdent(meta.schema)}.${quoteIdent(meta.table)}`;
       const keyCol = quoteIdent(meta.keyColumn);
