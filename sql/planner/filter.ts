@@ -112,21 +112,20 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   if (pred) strategy = 'in';
   else if (requested === 'pre' || requested === 'post') strategy = requested;
   else {
-    // auto (or `in` that is not eligible): Postgres's estimate decides.
-    if (q.where) {
-      const t = performance.now();
-      estimate = await estimateSelectivity(ctx, li.meta.relid, q.fromList, q.where, size);
-      ms.estimate = performance.now() - t;
-    }
+    // auto (or `in` that is not eligible): Postgres's estimate decides. Run under the client's role, it
+    // includes the row-level security policies' selectivity (`true` when RLS is the only filter).
+    const t = performance.now();
+    estimate = await estimateSelectivity(ctx, li.meta.relid, q.fromList, q.where ?? 'true', size);
+    ms.estimate = performance.now() - t;
     const sel = estimate?.selectivity ?? 1;
     strategy = sel < AUTO_PRE_BELOW ? 'pre' : 'post';
-    const why = estimate ? `estimated selectivity ${(sel * 100).toPrecision(3)}% ${strategy === 'pre' ? '<' : '≥'} ${AUTO_PRE_BELOW * 100}%` : 'row-level security only';
+    const why = estimate ? `estimated selectivity ${(sel * 100).toPrecision(3)}% ${strategy === 'pre' ? '<' : '≥'} ${AUTO_PRE_BELOW * 100}%` : 'no estimate';
     reason = reason ? `${reason}; ${why}` : `auto: ${why}`;
   }
 
   const key = `${quoteIdent(q.ref)}.${quoteIdent(q.keyColumn)}`;
   const cond = q.where ? `(${q.where})` : 'true';
-  const observe = (rows: number) => { if (q.where) observeMatchingRows(ctx, li.meta.relid, q.fromList, q.where, rows); };
+  const observe = (rows: number) => observeMatchingRows(ctx, li.meta.relid, q.fromList, q.where ?? 'true', rows);
   const preFilter = async (): Promise<BigInt64Array | null> => {
     const t = performance.now();
     filterStats.preFilterQueries++;

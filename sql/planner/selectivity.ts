@@ -1,7 +1,7 @@
 // Selectivity of a WHERE clause as Postgres's planner estimates it, for winnow.filter_strategy = auto:
 // `EXPLAIN (FORMAT JSON) SELECT 1 FROM <from> WHERE <p>` gives the estimated matching rows (the top
 // node's "Plan Rows"); divided by the rows the vector index holds it is the fraction of candidates
-// expected to pass. Cached per database, table and predicate text for a short while (the estimate
+// expected to pass. Cached per database, role, table and predicate text for a short while (the estimate
 // depends on statistics, which ANALYZE/autovacuum refresh, and costs a planner run: ~0.1–0.5 ms).
 // What a query then observes replaces the estimate in the cache (a pre-filter counts the matching
 // rows exactly; a post-filter sees the fraction of candidates that passed), so a misestimate — e.g. a
@@ -63,7 +63,8 @@ export function observeMatchingRows(ctx: SessionContext, relid: number, fromList
   remember(cacheKey(ctx, relid, fromList, where), rows, 'observed');
 }
 
-const cacheKey = (ctx: SessionContext, relid: number, fromList: string, where: string) => `${ctx.params.database ?? ''}\0${relid}\0${fromList}\0${where}`;
+/** Per database and role (row-level security makes the matching rows depend on who asks). */
+const cacheKey = (ctx: SessionContext, relid: number, fromList: string, where: string) => `${ctx.params.database ?? ''}\0${ctx.params.user ?? ''}\0${relid}\0${fromList}\0${where}`;
 
 function remember(key: string, rows: number, source: 'planner' | 'observed'): void {
   cache.delete(key);
