@@ -232,7 +232,8 @@ test('privileges and row-level security apply to vector results', async () => {
   await c.query(`CREATE POLICY only_cat_3 ON items FOR SELECT TO ${role} USING (cat = 3)`);
   const before = plannerStats.nativeSearches;
   const a = await r.query(`SELECT id::text, cat, v <=> '${q.pgv}' AS d FROM items ORDER BY v <=> '${q.pgv}' LIMIT 8`);
-  expect(plannerStats.nativeSearches - before).toBe(1);
+  // Answered through the index (one search with the pre-filter, or a few while the post-filter deepens).
+  expect(plannerStats.nativeSearches - before).toBeGreaterThanOrEqual(1);
   expect(a.rows.length).toBe(8);
   expect(a.rows.every((x) => x.cat === 3)).toBe(true);
   expectSame(a.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', { arr: q.arr }, 8, 'cat = 3'));
