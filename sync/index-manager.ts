@@ -147,7 +147,7 @@ export interface SyncStatus {
   database: string;
   slot: string;
   indexes: number;
-  /** pg_current_wal_lsn() when status() ran. */
+  /** pg_current_wal_lsn() when status() ran (while a poll runs: the position it decodes up to). */
   walLsn: string;
   /** Every transaction committed before this LSN is in every ready index. */
   appliedLsn: string;
@@ -795,6 +795,7 @@ export class DatabaseIndexes {
       [relids],
     );
     const upto = u[0].l as string;
+    this.pollUpto = lsnToBigInt(upto);
     if (u[0].gone) {
       const gone = new Set(String(u[0].gone).split(',').map(Number));
       for (const li of [...this.indexes.values()]) if (gone.has(li.meta.relid)) await this.forget(li.meta);
@@ -875,6 +876,8 @@ export class DatabaseIndexes {
   lastPollChanges = 0;
   /** How long the last pg_logical_slot_peek_binary_changes took (ms). */
   lastPeekMs = 0;
+  /** The WAL position the current (or last) poll decodes up to. */
+  private pollUpto = 0n;
 
   /**
    * Train on growth. An untrained index that reached TRAIN_THRESHOLD rows through applied changes is
@@ -1159,7 +1162,9 @@ export class DatabaseIndexes {
    * on the sync connection) minus WAL applied to every index, time since the last poll, and errors.
    */
   async status(): Promise<SyncStatus> {
-    const wal = await this.currentLsn();
+    // While a poll runs (a long one during a bulk load), the connection is busy: report the WAL
+    // position that poll is decoding up to instead of waiting for it.
+    const wal = this.polling && this.pollUpto ? this.pollUpto : await this.currentLsn();
     return {
       database: this.database,
       slot: this.slot,
