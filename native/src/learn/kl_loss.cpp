@@ -22,16 +22,24 @@ double kl_loss(const LossShape& sh, const double* A, const double* C, const Batc
   const size_t d = sh.d, dr = sh.dr, m = sh.m, K = sh.K, B = b.B;
   const bool grad = gA && gC;
   nthreads = std::max<size_t>(1, nthreads);
-  // z = Q A^T, blocked by rows of A so each row stays in L1 while the batch streams.
+  // z = Q A^T, tiled (rows of A x queries) so both tiles stay in L2 instead of streaming the
+  // whole batch once per row; each dot product still sums over t in order.
+  constexpr size_t RB = 16, QB = 16;
   std::vector<double> Z(B * dr), dZ(grad ? B * dr : 0);
-  parallel_for(dr, nthreads, [&](size_t rb, size_t re, size_t) {
-    for (size_t r = rb; r < re; r++) {
-      const double* a = A + r * d;
-      for (size_t i = 0; i < B; i++) {
-        const float* q = b.Q + i * d;
-        double s = 0;
-        for (size_t t = 0; t < d; t++) s += a[t] * double(q[t]);
-        Z[i * dr + r] = s;
+  parallel_for((dr + RB - 1) / RB, nthreads, [&](size_t bb, size_t be, size_t) {
+    for (size_t blk = bb; blk < be; blk++) {
+      const size_t r0 = blk * RB, r1 = std::min(dr, r0 + RB);
+      for (size_t i0 = 0; i0 < B; i0 += QB) {
+        const size_t i1 = std::min(B, i0 + QB);
+        for (size_t r = r0; r < r1; r++) {
+          const double* a = A + r * d;
+          for (size_t i = i0; i < i1; i++) {
+            const float* q = b.Q + i * d;
+            double s = 0;
+            for (size_t t = 0; t < d; t++) s += a[t] * double(q[t]);
+            Z[i * dr + r] = s;
+          }
+        }
       }
     }
   });
@@ -116,16 +124,22 @@ double kl_loss(const LossShape& sh, const double* A, const double* C, const Batc
     terms[1] = t2 / double(B);
   }
   if (!grad) return loss / double(B);
-  // gA = dZ^T Q, again one row of A at a time.
-  parallel_for(dr, nthreads, [&](size_t rb, size_t re, size_t) {
-    for (size_t r = rb; r < re; r++) {
-      double* g = gA + r * d;
-      std::fill(g, g + d, 0.0);
-      for (size_t i = 0; i < B; i++) {
-        const double s = dZ[i * dr + r];
-        if (s == 0) continue;
-        const float* q = b.Q + i * d;
-        for (size_t t = 0; t < d; t++) g[t] += s * double(q[t]);
+  // gA = dZ^T Q, tiled like the forward pass; each gA entry accumulates over queries in order.
+  parallel_for((dr + RB - 1) / RB, nthreads, [&](size_t bb, size_t be, size_t) {
+    for (size_t blk = bb; blk < be; blk++) {
+      const size_t r0 = blk * RB, r1 = std::min(dr, r0 + RB);
+      std::fill(gA + r0 * d, gA + r1 * d, 0.0);
+      for (size_t i0 = 0; i0 < B; i0 += QB) {
+        const size_t i1 = std::min(B, i0 + QB);
+        for (size_t r = r0; r < r1; r++) {
+          double* g = gA + r * d;
+          for (size_t i = i0; i < i1; i++) {
+            const double sc = dZ[i * dr + r];
+            if (sc == 0) continue;
+            const float* q = b.Q + i * d;
+            for (size_t t = 0; t < d; t++) g[t] += sc * double(q[t]);
+          }
+        }
       }
     }
   });
