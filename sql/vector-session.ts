@@ -512,6 +512,11 @@ export class VectorSession implements StatementHandler {
 
   // ------------------------------------------------------------ results
 
+  /** Parameter types of a prepared statement as Postgres resolved them (0 = not known). */
+  statementParamTypes(name: string): number[] {
+    return this.stmtParams.get(name) ?? [];
+  }
+
   /** Postgres's description of a prepared statement's result columns, once its Parse succeeded. */
   describedFields(name: string): FieldDescription[] | undefined {
     return this.stmtFields.get(name);

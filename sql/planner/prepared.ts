@@ -12,7 +12,9 @@ import { bindStatementName, type VectorSession } from '../vector-session.ts';
 import type { DatabaseIndexes, LiveIndex } from '../../sync/index-manager.ts';
 import { parseVectorLiteral, recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { searchIndex, plannerStats } from './search.ts';
-import { settingsFrom, type SessionGucs } from './settings.ts';
+import { filteredSearch, type FilterQuery } from './filter.ts';
+import { inlineParams } from './bind-params.ts';
+import { filterStrategyOf, settingsFrom, type SessionGucs } from './settings.ts';
 import type { SessionVisibility, TableFacts } from './visibility.ts';
 
 type Node = Record<string, any>;
@@ -98,20 +100,52 @@ export class PreparedKnnStatements {
     const b = decodeBind(f);
     const prep = this.prepared.get(b.statement)!;
     const q = this.bindQuery(prep, b);
-    const usable = q && !prep.pat.where && ctx.transactionStatus === 'I' && prep.li.ready && q.vec.length === prep.li.meta.dim && this.isLive(prep.li);
+    const usable = q && ctx.transactionStatus === 'I' && prep.li.ready && q.vec.length === prep.li.meta.dim && this.isLive(prep.li);
     if (!usable) return this.forwardBind(ctx, b, prep, null);
     // Nothing to wait for and facts cached: answered synchronously (a Promise would hold the rest of
     // the client's batch and split its writes).
     const facts = this.visibility.cachedForIndex(prep.li);
-    if (facts) return this.searchAndBind(ctx, b, prep, q, facts);
-    return this.db(ctx)
-      .then((db) => this.visibility.forIndex(db, prep.li, ctx.params.user))
-      .then((fresh) => this.searchAndBind(ctx, b, prep, q, fresh), (err) => {
-        // Index sync unavailable (e.g. Postgres restarting): NULL ids = Postgres's exact answer.
-        ctx.log.warn({ err }, 'winnow: index not usable for this Bind; exact execution');
-        plannerStats.exactFallbacks++;
-        return this.forwardBind(ctx, b, prep, null);
-      });
+    if (facts && !prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settingsFrom(this.gucs, q.k)));
+    return this.plannedBind(ctx, b, prep, q, facts).catch((err) => {
+      // Index sync unavailable (e.g. Postgres restarting): NULL ids = Postgres's exact answer.
+      ctx.log.warn({ err }, 'winnow: index not usable for this Bind; exact execution');
+      plannerStats.exactFallbacks++;
+      return this.forwardBind(ctx, b, prep, null);
+    });
+  }
+
+  /**
+   * A Bind that needs Postgres first: the read-your-writes wait, or a WHERE clause / row-level
+   * security (filter strategies, filter.ts, with the Bind's parameters written into the clause).
+   */
+  private async plannedBind(ctx: SessionContext, b: BindMessage, prep: Prepared, q: { vec: Float32Array; k: number }, cached: TableFacts | null): Promise<FrontendAction> {
+    const facts = cached ?? (await this.visibility.forIndex(await this.db(ctx), prep.li, ctx.params.user));
+    const settings = settingsFrom(this.gucs, q.k);
+    if (!prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settings));
+    const fq = this.filterQuery(ctx, b, prep, facts);
+    if (!fq) return this.forwardBind(ctx, b, prep, null);
+    // Pre/post filters run their queries on the session's connection: only possible while nothing of this batch is in Postgres.
+    const outcome = await filteredSearch(ctx, prep.li, q.vec, q.k, settings, fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
+    if (!outcome) return this.forwardBind(ctx, b, prep, null);
+    return this.searchAndBind(ctx, b, prep, q, facts, outcome);
+  }
+
+  /** The statement's WHERE clause with the Bind's parameters written in (the query vector stays $n). */
+  private filterQuery(ctx: SessionContext, b: BindMessage, prep: Prepared, facts: TableFacts): FilterQuery | null {
+    const orig = ctx.preparedStatements.get(b.statement);
+    if (!orig?.parsed.ok || orig.parsed.statements.length !== 1) return null;
+    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    const text = inlineParams(orig.text, orig.parsed.statements[0].stmt, {
+      values: b.params, formatOf: fmt, types: this.inner.statementParamTypes(b.statement), keep: new Set([(prep.pat.query as { param: number }).param]),
+    });
+    if (text === null) return null;
+    // The same text for every Bind with the same filter values: the parse is cached.
+    const parsed = parseStatement(text);
+    if (!parsed.ok || parsed.statements.length !== 1) return null;
+    const st = parsed.statements[0];
+    const pat = recognizeKnn(text, st.stmt, st.location, st.length);
+    if (!pat) return null;
+    return { ref: pat.ref, fromList: pat.fromList, keyColumn: prep.li.meta.keyColumn, where: pat.filterWhere, whereNode: pat.filterWhereNode, rls: facts.rls, radius: pat.threshold };
   }
 
   /** The query vector and k a Bind gives (null: malformed or NULL — Postgres reports it). */
@@ -131,15 +165,12 @@ export class PreparedKnnStatements {
     return k === null ? null : { vec, k };
   }
 
-  private searchAndBind(ctx: SessionContext, b: BindMessage, prep: Prepared, q: { vec: Float32Array; k: number }, facts: TableFacts): FrontendAction | Promise<FrontendAction> {
-    // Row-level security: the index does not know the policies; Postgres answers exactly under the role.
-    if (facts.rls) return this.forwardBind(ctx, b, prep, null);
-    const res = searchIndex(prep.li, q.vec, q.k, settingsFrom(this.gucs, q.k));
+  private searchAndBind(ctx: SessionContext, b: BindMessage, prep: Prepared, q: { vec: Float32Array; k: number }, facts: TableFacts, res: { ids: BigInt64Array; distances: Float32Array }): FrontendAction | Promise<FrontendAction> {
     // From the index alone: the role may read the table, no policy, the statement described, the
     // unnamed portal, and nothing of this batch went to Postgres (an error there would void the rest).
     const fields = this.inner.describedFields(b.statement);
     const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
-    if (facts.canSelect && prep.output && fields && encodable(prep.output, fields) && b.portal === '' && !this.batchForwarded
+    if (facts.canSelect && !facts.rls && prep.output && fields && encodable(prep.output, fields) && b.portal === '' && !this.batchForwarded
       && sameQueryParams(prep.output, (prep.pat.query as { param: number }).param, b.params, fmt)) {
       const offset = Math.min(prep.pat.offset, res.ids.length);
       this.portal = {

@@ -146,3 +146,33 @@ test('row-level security and missing privileges keep queries on the Postgres pat
     await d.query(`DROP ROLE ${role}`);
   }
 });
+
+test('prepared statements with WHERE are planned at Bind (pre/post through the session, in from INCLUDE columns) and return min(k, matches)', async () => {
+  await c.query(`CREATE TABLE tagged (id bigint PRIMARY KEY, cat int NOT NULL, label text, v vector(${DIM}))`);
+  await d.query(`INSERT INTO tagged SELECT id, cat, 'l' || (id % 7), v FROM items`);
+  await c.query('CREATE INDEX tagged_v ON tagged USING winnow (v vector_cosine_ops) INCLUDE (label)');
+  const rnd = prng(9);
+  const cases: { text: string; values: (q: string) => unknown[]; exact: (arr: string) => string }[] = [
+    { text: 'SELECT id FROM tagged WHERE cat = $2 ORDER BY v <=> $1 LIMIT 10', values: (q) => [q, 3], exact: (a) => `SELECT id::text FROM tagged WHERE cat = 3 ORDER BY v <=> '${a}', id LIMIT 10` },
+    { text: 'SELECT id, v <=> $1 AS d FROM tagged WHERE cat <> $2 ORDER BY v <=> $1 LIMIT 10', values: (q) => [q, 3], exact: (a) => `SELECT id::text FROM tagged WHERE cat <> 3 ORDER BY v <=> '${a}', id LIMIT 10` },
+    { text: 'SELECT t.id FROM tagged t WHERE t.label = $2 ORDER BY t.v <=> $1 LIMIT 10', values: (q) => [q, 'l4'], exact: (a) => `SELECT id::text FROM tagged WHERE label = 'l4' ORDER BY v <=> '${a}', id LIMIT 10` },
+    { text: "SELECT id FROM tagged WHERE label IN ('l1', 'l2') AND cat = $2 ORDER BY v <=> $1 LIMIT 10", values: (q) => [q, 77], exact: () => 'SELECT id::text FROM tagged WHERE false' },
+  ];
+  for (const cs of cases) {
+    for (let i = 0; i < 5; i++) {
+      const q = randomVector(DIM, rnd);
+      const before = plannerStats.nativeSearches;
+      const got = await c.query({ name: `f${cases.indexOf(cs)}`, text: cs.text, values: cs.values(q.pgv), rowMode: 'array' });
+      expect(plannerStats.nativeSearches).toBeGreaterThan(before);
+      const exact = await d.query(cs.exact(q.arr));
+      expect(got.rows.map((r) => String(r[0]))).toEqual(exact.rows.map((r) => r.id));
+    }
+  }
+  // Filtered searches answered with no Postgres round trip for the ids: the INCLUDE column case.
+  const { filterStats } = await import('../../sql/planner/filter.ts');
+  const pre = filterStats.preFilterQueries + filterStats.postCheckQueries;
+  const inIdx = filterStats.inIndexFilters;
+  await c.query({ name: 'f2', text: cases[2].text, values: cases[2].values(randomVector(DIM, rnd).pgv) });
+  expect(filterStats.inIndexFilters).toBe(inIdx + 1);
+  expect(filterStats.preFilterQueries + filterStats.postCheckQueries).toBe(pre);
+});
