@@ -349,9 +349,15 @@ export class DatabaseIndexes {
     if (rows[0].ok) {
       // Winnow's objects are installed in this database: bring them up to date (migrations after the
       // one that created winnow.indexes: INCLUDE columns, build progress), as CREATE EXTENSION would.
-      const applied = await applyMigrations((sql) => this.client.query(sql));
-      if (applied.length) this.log.info({ database: this.database, applied }, 'winnow: applied pending migrations');
-      this.progressTable = true;
+      try {
+        const applied = await applyMigrations((sql) => this.client.query(sql));
+        if (applied.length) this.log.info({ database: this.database, applied }, 'winnow: applied pending migrations');
+      } catch (err) {
+        // E.g. a role without the right to alter Winnow's objects: indexes still work, INCLUDE columns
+        // and build progress need the migration (CREATE EXTENSION vector by a superuser applies it).
+        this.log.warn({ err, database: this.database }, 'winnow: pending migrations could not be applied');
+      }
+      this.progressTable = (await this.client.query(`SELECT to_regclass('winnow.index_build_progress') IS NOT NULL AS t`)).rows[0].t;
       const metas = await this.client.query(`SELECT i.*, EXISTS (SELECT FROM pg_class c WHERE c.oid = i.relid) AS table_exists FROM winnow.indexes i ORDER BY created_at`);
       const slot = await this.client.query(`SELECT confirmed_flush_lsn::text AS c FROM pg_replication_slots WHERE slot_name = $1`, [this.slot]);
       const confirmed = slot.rows.length && slot.rows[0].c ? lsnToBigInt(slot.rows[0].c) : null;
