@@ -284,7 +284,7 @@ export class VectorSession implements StatementHandler {
   onParse(ctx: SessionContext, p: { name: string; text: string; paramTypes: number[]; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
     const r = this.rewriteSync(p.parsed);
     // Synchronous when no catalog query is needed: no types at all, or parameter types already known.
-    if (r && (!this.types!.size || !this.needsParamProbe(p) || this.paramCache.has(r.sql))) return this.finishParse(p, r, p.paramTypes.slice(), this.needsParamProbe(p) ? this.paramCache.get(r.sql) : undefined);
+    if (r && this.types && (!this.types.size || !this.needsParamProbe(p) || this.paramCache.has(r.sql))) return this.finishParse(p, r, p.paramTypes.slice(), this.needsParamProbe(p) ? this.paramCache.get(r.sql) : undefined);
     return this.onParseAsync(ctx, p);
   }
 

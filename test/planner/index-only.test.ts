@@ -176,3 +176,10 @@ test('prepared statements with WHERE are planned at Bind (pre/post through the s
   expect(filterStats.inIndexFilters).toBe(inIdx + 1);
   expect(filterStats.preFilterQueries + filterStats.postCheckQueries).toBe(pre);
 });
+
+test('a session whose first message is a Parse that Postgres rejects gets the error and goes on', async () => {
+  const fresh = await h.client();
+  await expect(fresh.query({ name: 'bad', text: 'SELEC id FROM items', values: [] })).rejects.toMatchObject({ code: '42601' });
+  expect((await fresh.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
+  await fresh.end();
+});
