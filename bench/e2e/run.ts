@@ -172,8 +172,15 @@ try {
       grid.push({ nprobe, kf, recall: r.ids.reduce((a, ids, i) => a + recall(calib[i], ids), 0) / calib.length, ms: r.lat.reduce((a, b) => a + b, 0) / r.lat.length });
     }
   }
+  // Out of the box: no SET at all.
+  await one.query('RESET winnow.nprobe');
+  await one.query('RESET winnow.k_factor');
+  const dflt = await runAll(one, 'knn', knn, evalQ);
+  const defaultRecall = dflt.ids.reduce((a, ids, i) => a + recall(evalQ[i], ids), 0) / evalQ.length;
   await one.end();
   say('## Unfiltered top-10 (named prepared statement, `' + knn + '`)');
+  say('');
+  say(`Default settings (no SET): recall@10 ${defaultRecall.toFixed(3)} on the evaluation queries, ${(dflt.lat.reduce((a, b) => a + b, 0) / dflt.lat.length).toFixed(3)} ms per query (1 client).`);
   say('');
   say('Settings chosen on the first 500 queries (the fastest grid point whose recall reaches the target); everything below is measured on the other 500.');
   say('');

@@ -258,6 +258,8 @@ export function parseVectorLiteral(s: string): Float32Array | null {
     const x = Number(parts[i].trim());
     if (parts[i].trim() === '' || !Number.isFinite(x)) return null;
     out[i] = x;
+    // Beyond float4's range (pgvector: "out of range for type vector"): Postgres reports it.
+    if (!Number.isFinite(out[i])) return null;
   }
   return out;
 }
