@@ -137,7 +137,7 @@ try {
   const c = await viaWinnow();
   await c.query('CREATE EXTENSION vector');
   const sql = postgres({ host: '127.0.0.1', port, user: 'postgres', password: 'pw', database: 'postgres', max: 1, onnotice: () => {} });
-  say(`# bench:bulk — ${N.toLocaleString('en-US')} rows × ${DIM}-d (${DATA === 'synthetic' ? 'synthetic: seeded Gaussian clusters' : `${DATA}, first ${N.toLocaleString('en-US')} rows, real data`}), cosine, binary COPY through Winnow`);
+  say(`# bench:bulk — ${N.toLocaleString('en-US')} rows × ${DIM}-d (${DATA === 'synthetic' ? 'synthetic: 16-d latent Gaussian mixture mapped to 100-d, seeded' : `${DATA}, first ${N.toLocaleString('en-US')} rows, real data`}), cosine, binary COPY through Winnow`);
   say('');
   say(`Command: \`npm run bench:bulk\` (WINNOW_BULK_N=${N}, WINNOW_BULK_DATA=${DATA}, WINNOW_BULK_ORDER=${ORDER}). ${new Date().toISOString()}, ${cpus().length} cores, load average at start ${load()} (1/5/15 min; the machine is shared).`);
   say('Winnow runs as `winnow serve` with an embedded PostgreSQL 17 and index snapshots in a temp data dir (as `npm start`).');
