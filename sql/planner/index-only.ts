@@ -8,7 +8,10 @@ import type { KnnPattern } from './recognize.ts';
 
 type Node = Record<string, any>;
 
-/** A key column, or the ORDER BY distance computed with the query vector in parameter `param`. */
+/**
+ * A key column, or the ORDER BY distance: computed with the query vector in parameter `param`
+ * (extended protocol), or with the ORDER BY's own literal (`param: 0`, simple protocol).
+ */
 export type OutputColumn = 'key' | { param: number };
 
 /** Key column types whose values the index holds exactly (ids are int64 inside). */
@@ -39,8 +42,10 @@ function distanceParam(v: Node, pat: KnnPattern): number | null {
  */
 export function indexOnlyColumns(stmt: Node, pat: KnnPattern, keyColumn: string): OutputColumn[] | null {
   const targets: Node[] = stmt.SelectStmt?.targetList ?? [];
-  if (targets.length === 0 || !('param' in pat.query)) return null;
+  if (targets.length === 0) return null;
+  const literal = !('param' in pat.query);
   const out: OutputColumn[] = [];
+  let literalDistances = 0;
   for (const t of targets) {
     const v = t.ResTarget?.val;
     const fields: Node[] | undefined = v?.ColumnRef?.fields;
@@ -51,11 +56,34 @@ export function indexOnlyColumns(stmt: Node, pat: KnnPattern, keyColumn: string)
       out.push('key');
       continue;
     }
+    if (literal) {
+      // recognize.ts found the select-list expressions equal to the ORDER BY's (same column, operator, literal).
+      if (!v?.A_Expr) return null;
+      literalDistances++;
+      out.push({ param: 0 });
+      continue;
+    }
     const param = distanceParam(v, pat);
     if (param === null) return null;
     out.push({ param });
   }
+  if (literal && literalDistances !== pat.distanceSpans.length) return null;
   return out;
+}
+
+/** Column names as Postgres would give them: the alias, else the column's name, else ?column?. */
+export function outputNames(stmt: Node, keyColumn: string): string[] {
+  return (stmt.SelectStmt?.targetList ?? []).map((t: Node) => t.ResTarget?.name ?? (t.ResTarget?.val?.ColumnRef ? keyColumn : '?column?'));
+}
+
+/**
+ * The simple protocol's description of an index-only answer, from the key column's own description
+ * (Postgres's, read once per table with `SELECT key FROM t LIMIT 0`).
+ */
+export function simpleFields(columns: OutputColumn[], names: string[], key: FieldDescription): FieldDescription[] {
+  return columns.map((c, i) => (c === 'key'
+    ? { ...key, name: names[i], format: 0 }
+    : { name: names[i], tableOid: 0, columnAttr: 0, typeOid: FLOAT8, typeSize: 8, typeModifier: -1, format: 0 }));
 }
 
 /** True when Postgres's own description of the statement has the types the encoder writes. */
@@ -67,7 +95,7 @@ export function encodable(columns: OutputColumn[], fields: FieldDescription[]): 
 /** Every distance column's parameter carries the same bytes (and format) as the ORDER BY's. */
 export function sameQueryParams(columns: OutputColumn[], queryParam: number, params: (Buffer | null)[], formatOf: (i: number) => number): boolean {
   const q = params[queryParam - 1];
-  return columns.every((c) => c === 'key' || c.param === queryParam || (q != null && params[c.param - 1] != null && params[c.param - 1]!.equals(q) && formatOf(c.param - 1) === formatOf(queryParam - 1)));
+  return columns.every((c) => c === 'key' || c.param === 0 || c.param === queryParam || (q != null && params[c.param - 1] != null && params[c.param - 1]!.equals(q) && formatOf(c.param - 1) === formatOf(queryParam - 1)));
 }
 
 /**

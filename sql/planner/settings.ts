@@ -2,7 +2,15 @@
 //
 // They are tracked from the session's SET statements (not read back with current_setting), because
 // at Bind time no internal query can run on the session's connection.
-import { DEFAULT_K_FACTOR, DEFAULT_NPROBE } from '../../native/index.ts';
+
+/**
+ * Out-of-the-box search settings of planned queries. Chosen so that recall@10 ≥ 0.95 on every set in
+ * ../shared/data with an index built the way CREATE INDEX builds it (measured, all 1,000 queries):
+ * glove-100 0.970 (at the native defaults 32/10 it was 0.942), wordnet-use-512 (116k) 0.993,
+ * fashion-mnist-784 0.9999. Faster operating points are a SET away (bench/results/e2e-*.md).
+ */
+export const PLANNER_DEFAULT_NPROBE = 40;
+export const PLANNER_DEFAULT_K_FACTOR = 16;
 
 type Node = Record<string, any>;
 
@@ -43,13 +51,13 @@ export function trackSet(gucs: SessionGucs, stmt: Node): void {
 
 /** Settings from the session's GUCs (winnow.* win over pgvector's, which are mapped; see README). */
 export function settingsFrom(v: SessionGucs, k: number): KnnSettings {
-  let nprobe = DEFAULT_NPROBE;
-  let kFactor = DEFAULT_K_FACTOR;
+  let nprobe = PLANNER_DEFAULT_NPROBE;
+  let kFactor = PLANNER_DEFAULT_K_FACTOR;
   const num = (s: string | null) => (s && /^\d+$/.test(s.trim()) ? Number(s) : null);
   const ef = num(v.efSearch);
   if (ef) {
     // hnsw.ef_search (candidate list size, default 40): more candidates → more lists and refines.
-    nprobe = Math.max(8, Math.round((DEFAULT_NPROBE * ef) / 40));
+    nprobe = Math.max(8, Math.round((PLANNER_DEFAULT_NPROBE * ef) / 40));
     kFactor = Math.max(2, Math.ceil(ef / Math.max(1, k)));
   }
   const probes = num(v.probes);
