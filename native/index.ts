@@ -152,6 +152,8 @@ export interface LearnOptions {
   reductionTermWeight?: number;
   /** Softmax temperature = this × the mean std of a query's original neighbour similarities. Default 1. */
   temperatureScale?: number;
+  /** Learn the query-side transform (true, HAKES) or only the PQ codebooks (false). Default true. */
+  learnTransform?: boolean;
   /** Re-centre IVF centroids in the learnt space (kept only if validation recall is not worse). Default true. */
   recenter?: boolean;
   /**
@@ -208,6 +210,7 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   warmupFraction: 0.1,
   temperatureScale: 1,
   reductionTermWeight: 1,
+  learnTransform: true,
   recenter: true,
   install: true,
   threads: 2,

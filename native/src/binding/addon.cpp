@@ -475,6 +475,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     }
     if (c.lrs.empty()) throw Napi::RangeError::New(env, "learningRates must not be empty");
     c.recenter = o.Get("recenter").ToBoolean();
+    c.learn_transform = o.Get("learnTransform").ToBoolean();
     auto inst = o.Get("install");
     c.install = inst.IsString() && inst.As<Napi::String>().Utf8Value() == "always" ? learn::LearnConfig::ALWAYS
                 : inst.ToBoolean()                                                  ? learn::LearnConfig::IF_BETTER

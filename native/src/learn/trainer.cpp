@@ -147,7 +147,7 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
         Batch bt = S.batch(&tr[b], B, Q, N, O);
         double loss = kl_loss(S.shape, A.data(), C.data(), bt, gA.data(), gC.data(), nth);
         const double lr_t = warmup_lr(lr, step, warm);
-        optA.step(A.data(), gA.data(), lr_t);
+        if (cfg.learn_transform) optA.step(A.data(), gA.data(), lr_t);
         optC.step(C.data(), gC.data(), lr_t);
         if (progress && (step % 10 == 0 || step + 1 == steps)) progress(phase, step + 1, steps, loss);
       }

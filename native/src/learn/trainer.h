@@ -27,6 +27,7 @@ struct LearnConfig {
   double warmup_fraction = 0.1;                  // of the steps, linear warm-up
   double reduction_term_weight = 1;              // weight of the KL term through A' alone (HAKES: 1)
   double temperature_scale = 1;                  // softmax temperature = this x mean neighbour-similarity std
+  bool learn_transform = true;                   // false: only the PQ codebooks are learnt
   bool recenter = true;
   enum Install { NEVER, IF_BETTER, ALWAYS } install = IF_BETTER;  // IF_BETTER: validation must not regress
   size_t nthreads = 2;
