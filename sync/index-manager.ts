@@ -53,7 +53,7 @@ export interface BuildProgress {
 }
 
 /** What a build is, in winnow.index_progress (pg_stat_progress_create_index's `command`). */
-export type BuildCommand = 'CREATE INDEX' | 'REINDEX' | 'REBUILD' | 'RETRAIN';
+export type BuildCommand = 'CREATE INDEX' | 'REINDEX' | 'REBUILD' | 'TRAIN' | 'RETRAIN';
 
 /**
  * Per id, the last state of a row in a batch of changes: vec = new vector, null = not in the index,
@@ -932,10 +932,11 @@ export class DatabaseIndexes {
     const index = li.index;
     (async () => {
       const sampleMax = Math.min(TRAIN_SAMPLE_MAX, Math.floor(5e7 / meta.dim));
+      // The sampling connection stays open until training ends: winnow.index_progress shows a build
+      // only while its backend is alive.
       const c = await this.connect();
       let pid = 0;
-      const progress = (phase: BuildProgress['phase'], done: number) => this.writeProgress(meta, { pid, command: 'RETRAIN', progress: { phase, done, total: n }, blocks: 0 }, true);
-      let sample: Float32Array;
+      const progress = (phase: BuildProgress['phase'], done: number) => this.writeProgress(meta, { pid, command: 'TRAIN', progress: { phase, done, total: n }, blocks: 0 }, true);
       let rows = 0;
       try {
         pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
@@ -948,19 +949,16 @@ export class DatabaseIndexes {
           rowMode: 'array',
           types: { getTypeParser: () => (v: string) => v },
         } as pg.QueryConfig);
-        sample = new Float32Array(r.rows.length * meta.dim);
+        const sample = new Float32Array(r.rows.length * meta.dim);
         for (const row of r.rows as unknown as string[][]) {
           const { dim } = decodeFloat4Array(Buffer.from(row[0], 'hex'), sample, rows * meta.dim);
           if (dim === meta.dim && isIndexable(meta.metric, sample, rows * meta.dim, meta.dim)) rows++;
         }
-      } finally {
-        await c.end().catch(() => {});
-      }
-      progress('training', rows);
-      try {
+        progress('training', rows);
         await index.train(sample.subarray(0, rows * meta.dim));
       } finally {
         this.writeProgress(meta, null, true);
+        await c.end().catch(() => {});
       }
       // nlist was chosen from the sample's size: the parameters fit about that many rows (a larger
       // table is rebuilt with nlist from its size by the retrain rule).
