@@ -70,13 +70,40 @@ test(`an index created on an empty table trains in the background once COPY brin
   expect(li.index.size).toBe(N);
 
   const t0 = Date.now();
+  // Changes committed while the index trains (they wait in its backlog): inserts of new ids, updates
+  // of their vectors, deletes of some; base rows stay as loaded (the recall check below uses them).
+  const extra = new Map<number, Float32Array | null>();
+  let k = 0;
   while (!li.index.isTrained) {
     if (Date.now() - t0 > 120_000) throw new Error('index did not train within 120 s');
-    // A change applied during training must survive the swap.
-    await c.query(`UPDATE words SET v = v WHERE id = ${Math.floor((Date.now() - t0) / 100) % N}`);
-    await new Promise((r) => setTimeout(r, 100));
+    const id = N + 1000 + k;
+    const v = ds.queries.subarray(((k + 200) % ds.nq) * dim, ((k + 200) % ds.nq + 1) * dim);
+    await c.query(`INSERT INTO words VALUES (${id}, '${pgv(v)}')`);
+    extra.set(id, v);
+    if (k > 0) {
+      const prev = N + 1000 + k - 1;
+      if (k % 3 === 0) {
+        await c.query(`DELETE FROM words WHERE id = ${prev}`);
+        extra.set(prev, null);
+      } else {
+        const w = ds.queries.subarray((k % ds.nq) * dim, (k % ds.nq + 1) * dim);
+        await c.query(`UPDATE words SET v = '${pgv(w)}' WHERE id = ${prev}`);
+        extra.set(prev, w);
+      }
+    }
+    k++;
+    await new Promise((r) => setTimeout(r, 50));
   }
-  console.log(`trained ${((Date.now() - t0) / 1000).toFixed(1)} s after the COPY; nlist ${li.index.stats().nlist}, rows ${li.index.size}, trainedRows ${li.trainedRows}`);
+  console.log(`trained ${((Date.now() - t0) / 1000).toFixed(1)} s after the COPY; nlist ${li.index.stats().nlist}, rows ${li.index.size}, trainedRows ${li.trainedRows}; ${k} inserts (+ updates/deletes) during training`);
+  await db.waitFor(await db.currentLsn());
+  const kept = [...extra].filter(([, v]) => v !== null);
+  expect(li.index.size).toBe(N + kept.length);
+  for (const [id, v] of extra) {
+    const hit = li.index.search(v ?? ds.queries.subarray(0, dim), { k: 1, nprobe: 100000, kFactor: 50 });
+    if (v) expect([Number(hit.ids[0]), hit.distances[0]]).toEqual([id, expect.closeTo(0, 4)]);
+    else expect(Number(hit.ids[0])).not.toBe(id);
+  }
+  await c.query(`DELETE FROM words WHERE id >= ${N}`);
   expect(li.trainedRows).toBeGreaterThanOrEqual(TRAIN_THRESHOLD);
   const explain = (await c.query(`EXPLAIN SELECT id FROM words ORDER BY v <=> '${pgv(q0)}' LIMIT 10`)).rows.map((r) => r['QUERY PLAN']).join('\n');
   expect(explain).toMatch(/IVF nprobe=/);
