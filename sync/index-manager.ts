@@ -102,8 +102,11 @@ export class LiveIndex {
    * runs the native index cannot take writes, so changes collect here and are applied when it ends.
    */
   backlog: Pending | null = null;
-  /** processedLsn when the in-place training started: read-your-writes waits beyond it until the backlog is applied. */
-  trainCapLsn = 0n;
+  /**
+   * processedLsn when the first change went into the backlog (null: none yet): read-your-writes
+   * waits beyond it until the backlog is applied. Without changes to the table, training blocks nothing.
+   */
+  trainCapLsn: bigint | null = null;
   /** The in-place training finished (true) or failed (an Error); the next poll applies the backlog. */
   trainResult: true | Error | null = null;
   constructor(public meta: IndexMeta, withIncludes = true) {
@@ -925,7 +928,7 @@ export class DatabaseIndexes {
   private trainInPlace(li: LiveIndex): void {
     const meta = li.meta;
     li.backlog = { upserts: new Map(), truncated: false };
-    li.trainCapLsn = this.processedLsn;
+    li.trainCapLsn = null;
     li.trainResult = null;
     const n = li.index.size;
     this.log.info({ index: meta.name, rows: n }, 'winnow: index reached the training threshold; training in the background');
@@ -987,7 +990,7 @@ export class DatabaseIndexes {
   /** While an index trains in place, processedLsn stays where it was (its changes wait in the backlog). */
   private trainingCap(): bigint | null {
     let cap: bigint | null = null;
-    for (const li of this.indexes.values()) if (li.backlog && (cap === null || li.trainCapLsn < cap)) cap = li.trainCapLsn;
+    for (const li of this.indexes.values()) if (li.backlog && li.trainCapLsn !== null && (cap === null || li.trainCapLsn < cap)) cap = li.trainCapLsn;
     return cap;
   }
 
@@ -1025,6 +1028,7 @@ export class DatabaseIndexes {
       for (const [li, p] of pending) {
         if (li.backlog) {
           // Training in place: keep the changes for when it ends.
+          if (li.trainCapLsn === null) li.trainCapLsn = this.processedLsn;
           if (p.truncated) li.backlog = p;
           else for (const [id, e] of p.upserts) li.backlog.upserts.set(id, mergeEntry(li.backlog.upserts.get(id), e));
           continue;
