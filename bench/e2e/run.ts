@@ -45,7 +45,7 @@ function loadSet(): BenchSet {
   const ds = DATASET === 'glove-341k' ? loadGlove341k(say) : DATASET === 'synthetic-1m' ? loadSynthetic(1_000_000, 100, say) : null;
   if (!ds) throw new Error(`unknown WINNOW_E2E_DATASET ${DATASET}`);
   const n = Math.min(ds.n, LIMIT);
-  return { name: ds.name, dim: ds.dim, n, base: ds.base.subarray(0, n * ds.dim), nq: ds.nq, queries: ds.queries, tags: Array.from(ds.labels.subarray(0, n), (l) => `t${l}`), metric: DATASET === 'glove-341k' ? 'cos' : 'l2', gt: null, gtK: K, note: ds.note };
+  return { name: ds.name, dim: ds.dim, n, base: ds.base.subarray(0, n * ds.dim), nq: ds.nq, queries: ds.queries, tags: Array.from(ds.labels.subarray(0, n), (l, i) => `t${DATASET === 'glove-341k' ? Math.floor((100 * i) / n) : l}`), metric: DATASET === 'glove-341k' ? 'cos' : 'l2', gt: null, gtK: K, note: ds.note };
 }
 
 const OPS: Record<Metric, { op: string; opclass: string }> = { cos: { op: '<=>', opclass: 'vector_cosine_ops' }, l2: { op: '<->', opclass: 'vector_l2_ops' }, ip: { op: '<#>', opclass: 'vector_ip_ops' } };
@@ -67,15 +67,29 @@ const child = spawn(process.execPath, [path.join(root, 'bin/winnow.js'), 'serve'
 });
 const port = await new Promise<number>((resolve, reject) => {
   let s = '';
+  let found = false;
   child.stdout!.on('data', (d) => {
+    // After the listening line, Winnow's own log (warnings and errors) goes on to this process's stderr.
+    if (found) return void process.stderr.write(d);
     s += d;
     const m = /127\.0\.0\.1:(\d+)\/postgres/.exec(s);
-    if (m) resolve(Number(m[1]));
+    if (!m) return;
+    found = true;
+    resolve(Number(m[1]));
   });
   child.on('exit', () => reject(new Error('winnow exited')));
 });
+child.on('exit', (code, signal) => { if (!stopping) console.error(`winnow exited early: code ${code}, signal ${signal}`); });
+let stopping = false;
 const conn = { host: '127.0.0.1', user: 'postgres', password: 'pw', database: 'postgres' };
-const viaWinnow = async () => { const c = new pg.Client({ ...conn, port }); await c.connect(); return c; };
+let clientSeq = 0;
+const viaWinnow = async () => {
+  const c = new pg.Client({ ...conn, port });
+  const n = ++clientSeq;
+  c.on('error', (err) => console.error(`client ${n} (through Winnow) failed: ${err.message}`));
+  await c.connect();
+  return c;
+};
 const direct = async () => { const c = new pg.Client({ ...conn, port: pgPort }); await c.connect(); return c; };
 const vec = (src: Float32Array, i: number) => src.subarray(i * set.dim, (i + 1) * set.dim);
 const pgv = (v: Float32Array) => '[' + Array.from(v, String).join(',') + ']';
@@ -224,13 +238,13 @@ try {
   const counts = new Map<string, number>();
   for (const tag of set.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
   const byCount = [...counts.entries()].sort((a, b) => b[1] - a[1]);
-  const predicateFor = (target: number): { where: string; tags: Set<string> } => {
+  const predicateFor = (target: number): { where: string; tags: Set<string> } | null => {
     const single = [...byCount].sort((a, b) => Math.abs(a[1] / set.n - target) - Math.abs(b[1] / set.n - target))[0];
     if (Math.abs(single[1] / set.n - target) <= target * 0.25) return { where: `tag = '${single[0]}'`, tags: new Set([single[0]]) };
     const chosen: string[] = [];
     let total = 0;
     for (const [tag, n] of byCount) if (total + n <= target * set.n * 1.05) { chosen.push(tag); total += n; }
-    return { where: `tag IN (${chosen.map((x) => `'${x}'`).join(', ')})`, tags: new Set(chosen) };
+    return chosen.length ? { where: `tag IN (${chosen.map((x) => `'${x}'`).join(', ')})`, tags: new Set(chosen) } : null;
   };
   say('## Filtered top-10 (named prepared statements, default settings)');
   say('');
@@ -240,6 +254,10 @@ try {
   const fq = evalQ.slice(0, 200);
   for (const target of [0.01, 0.1, 0.5]) {
     const p = predicateFor(target);
+    if (!p) {
+      say(`| (no tag set near ${target * 100} %) | | | | | | | |`);
+      continue;
+    }
     const allowed = BigInt64Array.from(set.tags.flatMap((tg, i) => (p.tags.has(tg) ? [BigInt(i)] : [])));
     const fgt = await exactIndex.bruteForce(set.queries.subarray(fq[0] * set.dim, (fq[fq.length - 1] + 1) * set.dim), { k: K, filter: allowed });
     const statement = `SELECT id FROM items WHERE ${p.where} ORDER BY v ${op} $1 LIMIT ${K}`;
@@ -305,6 +323,7 @@ try {
   await c.end();
   writeFileSync(path.join(root, `bench/results/e2e-${set.name}${Number.isFinite(LIMIT) ? `-${set.n}` : ''}.md`), out.join('\n') + '\n');
 } finally {
+  stopping = true;
   child.kill('SIGTERM');
   await new Promise((r) => child.on('exit', r));
   rmSync(dir, { recursive: true, force: true });

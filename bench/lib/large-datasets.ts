@@ -4,7 +4,7 @@
 //   synthetic-1m — 1,000,000 seeded Gaussian-mixture vectors (synthetic, labelled as such).
 // Both are cached outside the repository (WINNOW_CACHE_DIR, default ~/.cache/winnow).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { datasetsRoot, loadMeta, readVectors } from './datasets.ts';
@@ -57,6 +57,7 @@ export function loadGlove341k(say: (s: string) => void = console.log): LargeData
     const base = new Float32Array(words.length * 100);
     words.forEach((w, i) => base.set(j.vectors[w].slice(0, 100), i * 100));
     writeF32(baseFile, base);
+    rmSync(path.join(dir, 'package'), { recursive: true, force: true }); // the 307 MB JSON is not needed again
   }
   const base = readF32(baseFile);
   const n = base.length / 100;
