@@ -234,6 +234,23 @@ try {
   }
   say('');
 
+  // ---- the floor: the same client sending the same query text to a statement that does nothing
+  const floor = async (client: pg.Client) => {
+    for (let i = 0; i < 200; i++) await client.query({ name: 'floor', text: 'SELECT length($1::text)', values: [qText[evalQ[i % evalQ.length]]], rowMode: 'array' });
+    let n = 0;
+    const t0 = performance.now();
+    while (performance.now() - t0 < SECONDS * 1000) {
+      await client.query({ name: 'floor', text: 'SELECT length($1::text)', values: [qText[evalQ[n % evalQ.length]]], rowMode: 'array' });
+      n++;
+    }
+    await client.end();
+    return n / ((performance.now() - t0) / 1000);
+  };
+  const floorDirect = await floor(await direct());
+  const floorWinnow = await floor(await viaWinnow());
+  say(`Floor for one client (the same ${set.dim}-d query text sent to \`SELECT length($1::text)\`, a named prepared statement that Postgres answers without touching a table): ${Math.round(floorDirect).toLocaleString('en')} QPS straight to Postgres, ${Math.round(floorWinnow).toLocaleString('en')} QPS through Winnow. Planned vector queries answered from the index alone skip Postgres altogether.`);
+  say('');
+
   // ---- filtered (default settings; the planner picks the strategy)
   const counts = new Map<string, number>();
   for (const tag of set.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
