@@ -3,8 +3,10 @@
 // has nothing to add — no round trip. Whether that is safe (privilege, row-level security, this
 // session's uncommitted changes) is decided by the caller (prepared.ts, visibility.ts); this file only
 // recognises the shape and encodes the rows exactly as Postgres would send them.
-import { DataRow, type FieldDescription } from '../../server/protocol/messages.ts';
+import { CommandComplete, DataRow, RowDescription, type FieldDescription } from '../../server/protocol/messages.ts';
 import type { KnnPattern } from './recognize.ts';
+import { quoteIdent } from '../quote.ts';
+import { ddlEpoch } from './visibility.ts';
 
 type Node = Record<string, any>;
 
@@ -144,3 +146,34 @@ export function indexOnlyRows(columns: OutputColumn[], fields: FieldDescription[
 export function withFormats(fields: FieldDescription[], formats: number[]): FieldDescription[] {
   return fields.map((f, i) => ({ ...f, format: (formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0)) as 0 | 1 }));
 }
+
+/** The key column's description per table (tableOid, attnum, type), read once with `SELECT key FROM t LIMIT 0`. */
+const keyFields = new Map<number, { field: FieldDescription; epoch: number }>();
+
+/**
+ * A simple-protocol query's whole answer from the index (RowDescription, DataRows, CommandComplete),
+ * or null when its output is not only the key and the distance. The caller has checked that the index
+ * alone may answer (privilege, no row-level security, no uncommitted change of this session).
+ */
+export async function simpleIndexOnlyAnswer(
+  query: (text: string) => Promise<{ fields: FieldDescription[]; error?: unknown }>,
+  stmt: Node, pat: KnnPattern, relid: number, table: string, keyColumn: string,
+  res: { ids: BigInt64Array; distances: Float32Array },
+): Promise<Buffer[] | null> {
+  const output = indexOnlyColumns(stmt, pat, keyColumn);
+  if (!output) return null;
+  // Any DDL through Winnow (an ALTER COLUMN … TYPE among them) drops what was read.
+  let key = keyFields.get(relid)?.epoch === ddlEpoch() ? keyFields.get(relid)!.field : undefined;
+  if (!key) {
+    const r = await query(`SELECT ${quoteIdent(keyColumn)} FROM ${table} LIMIT 0`);
+    if (r.error || r.fields.length !== 1) return null;
+    key = r.fields[0];
+    keyFields.set(relid, { field: key, epoch: ddlEpoch() });
+  }
+  const fields = simpleFields(output, outputNames(stmt, keyColumn), key);
+  if (!encodable(output, fields)) return null;
+  const from = Math.min(pat.offset, res.ids.length);
+  const rows = indexOnlyRows(output, fields, [], res.ids, res.distances, from, res.ids.length);
+  return [RowDescription(fields), ...rows, CommandComplete(`SELECT ${rows.length}`)];
+}
+

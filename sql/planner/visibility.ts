@@ -37,6 +37,9 @@ const DATA_ONLY_KINDS = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'Copy
 /** Bumped by every DDL statement (GRANT/REVOKE, policies, …) through any Winnow session: all cached facts are stale. */
 let privilegeEpoch = 0;
 
+/** The current DDL epoch (caches of catalog facts compare it with the one they were read at). */
+export const ddlEpoch = (): number => privilegeEpoch;
+
 const pureCache = new WeakMap<ParseResult, boolean>();
 
 /**
