@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the addon with AddressSanitizer and, separately, ThreadSanitizer (in temp
 # copies, so native/build stays the Release build) and runs the native concurrency
-# test under each, with the sanitizer runtime LD_PRELOADed into node.
+# and learned-parameter tests under each, with the sanitizer runtime LD_PRELOADed into node.
 #   native/scripts/sanitize.sh [address|thread ...]   (default: both)
 # Env: WINNOW_STRESS_SECONDS (default 20).
 set -euo pipefail
@@ -28,7 +28,7 @@ for kind in "${KINDS[@]}"; do
   (cd "$work" && node "$GYP" rebuild --nodedir="$NODEDIR" --winnow_sanitize="$kind" >"$work/build.log" 2>&1) || { tail -30 "$work/build.log"; exit 1; }
   runtime="$(g++ -print-file-name=$lib)"
   log="$work/test.log"
-  echo "== running concurrency test under $kind ($runtime)"
+  echo "== running concurrency and learn tests under $kind ($runtime)"
   set +e
   (
     cd "$ROOT"

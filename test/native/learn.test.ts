@@ -196,6 +196,8 @@ describe('learned search parameters', () => {
     expect(searches).toBeGreaterThan(50);
     expect(inserts).toBeGreaterThan(0);
     expect(installs).toBe(153);
+    // Inserts kept using the frozen insert params throughout.
+    expect(idx.getParams('insert')).toEqual(ins);
     // Every inserted vector is findable by itself afterwards (encoded with the insert params).
     const some = [...inserted.entries()].slice(0, 50);
     for (const [id, v] of some) expect(idx.search(v, { k: 10, nprobe: 32, kFactor: 100 }).ids).toContain(id);
