@@ -9,6 +9,8 @@ import path from 'node:path';
 import pg from 'pg';
 import { IndexManager } from '../../sync/index-manager.ts';
 import { lsnToBigInt } from '../../sync/pgoutput.ts';
+import { applyMigrations } from '../../sql/migrations.ts';
+import { createTestDatabase } from '../support/db.ts';
 import { createLogger } from '../../server/log.ts';
 import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from '../planner/helpers.ts';
 
@@ -101,6 +103,40 @@ test('DROP TABLE removes the catalog row, the in-memory index, its snapshot file
   expect((await ids('t3')).length).toBe(60);
   await c.query('DROP TABLE t3');
   await until(async () => (await slots()) === 0);
+});
+
+test('a table dropped while Winnow was not running: at start its index is forgotten and the slot dropped', async () => {
+  const dir2 = mkdtempSync(path.join(tmpdir(), 'winnow-lifecycle-down-'));
+  const conn = (user: string, database: string) => ({ host: h.db.host, port: h.db.port, user, database });
+  const other = await createTestDatabase('down');
+  const o = new pg.Client({ host: other.host, port: other.port, user: other.user, database: other.database });
+  await o.connect();
+  try {
+    await applyMigrations((q) => o.query(q));
+    await o.query(`CREATE TABLE gone (id bigint PRIMARY KEY, v vector(${DIM}))`);
+    await o.query(`INSERT INTO gone SELECT g, '{1,2,3,4,5,6,7,8}' FROM generate_series(1, 20) g`);
+    const oid = (await o.query(`SELECT 'gone'::regclass::oid::int AS oid`)).rows[0].oid;
+    await o.query(`INSERT INTO winnow.indexes (name, schema_name, table_name, relid, column_name, key_column, metric, access_method, dim)
+      VALUES ('gone_v', 'public', 'gone', ${oid}, 'v', 'id', 'l2', 'winnow', ${DIM})`);
+    let mgr = new IndexManager({ connection: conn, log: createLogger('silent'), pollIntervalMs: 100, dataDir: dir2 });
+    const db1 = await mgr.forDatabase(other.user, other.database);
+    expect(db1.indexes.get('public.gone_v')!.index.size).toBe(20);
+    await mgr.close();
+    expect(existsSync(path.join(dir2, other.database, 'public.gone_v', 'state.json'))).toBe(true);
+    await o.query('DROP TABLE gone');
+    mgr = new IndexManager({ connection: conn, log: createLogger('silent'), pollIntervalMs: 100, dataDir: dir2 });
+    const db2 = await mgr.forDatabase(other.user, other.database);
+    expect(db2.indexes.size).toBe(0);
+    expect((await o.query(`SELECT count(*)::int AS n FROM winnow.indexes`)).rows[0].n).toBe(0);
+    expect((await o.query(`SELECT count(*)::int AS n FROM pg_replication_slots WHERE database = current_database()`)).rows[0].n).toBe(0);
+    expect(existsSync(path.join(dir2, other.database, 'public.gone_v'))).toBe(false);
+    await mgr.close();
+  } finally {
+    await o.query(`SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE database = current_database()`).catch(() => {});
+    await o.end();
+    await other.drop();
+    rmSync(dir2, { recursive: true, force: true });
+  }
 });
 
 test('INCLUDE columns are mirrored: build, insert/update/include-only update/delete/truncate, restart from snapshot', async () => {
