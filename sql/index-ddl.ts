@@ -43,6 +43,8 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
     return [err('0A000', `${method} index must be on exactly one vector column`)];
   }
   const includeNames: string[] = [];
+  // pgvector's hnsw/ivfflat have no INCLUDE: same error as Postgres gives them (amcaninclude = false).
+  if (s.indexIncludingParams?.length && method !== 'winnow') return [err('0A000', `access method "${method}" does not support included columns`)];
   for (const p of s.indexIncludingParams ?? []) {
     const n = p.IndexElem?.name;
     if (!n) return [err('0A000', 'expressions are not supported in included columns')];

@@ -228,6 +228,7 @@ test('INCLUDE columns are mirrored: build, insert/update/include-only update/del
   await c.query('ALTER TABLE p ADD COLUMN meta jsonb');
   await expect(c.query('CREATE INDEX p_bad ON p USING winnow (v vector_l2_ops) INCLUDE (meta)')).rejects.toThrow(/type jsonb/);
   await expect(c.query('CREATE INDEX p_bad ON p USING winnow (v vector_l2_ops) INCLUDE (nope)')).rejects.toThrow(/column "nope" does not exist/);
+  await expect(c.query('CREATE INDEX p_bad ON p USING hnsw (v vector_l2_ops) INCLUDE (qty)')).rejects.toThrow('access method "hnsw" does not support included columns');
   expect((await d.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'p_bad'`)).rows[0].n).toBe(0);
 });
 
