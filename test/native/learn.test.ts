@@ -203,6 +203,24 @@ describe('learned search parameters', () => {
     for (const [id, v] of some) expect(idx.search(v, { k: 10, nprobe: 32, kFactor: 100 }).ids).toContain(id);
   });
 
+  it('learns on float16 storage with deletions, after compaction, and again over learnt params', async () => {
+    const idx = new VectorIndex({ dim, metric: 'cos', nlist: 32, reducedDim: 12, vectorStorage: 'float16', seed: 6 });
+    await idx.train(data);
+    await idx.add(seqIds(n), data);
+    expect(idx.remove(seqIds(1500))).toBe(1500);
+    const ins = idx.getParams('insert')!;
+    const a = await idx.learn({ ...quick, install: 'always' });
+    expect(a.trainQueries + a.validationQueries).toBe(3000);
+    await idx.compact(); // ids renumbered; search params survive
+    expect(idx.getParams('search')!.transform).not.toEqual(ins.transform);
+    const b = await idx.learn({ ...quick, seed: 9, install: 'always' }); // starts again from the insert params
+    expect(b.validationLossBefore).toBeGreaterThan(b.validationLossAfter);
+    expect(idx.getParams('insert')).toEqual(ins);
+    // Deleted rows are never returned and every result is a live row.
+    const res = await idx.searchBatch(heldOut, { k: 10, nprobe: 8, kFactor: 4 });
+    for (const id of res.ids) expect(id >= 1500n && id < BigInt(n)).toBe(true);
+  });
+
   it('rejects bad options and untrained indexes', async () => {
     const raw = new VectorIndex({ dim: 4, metric: 'l2' });
     raw.addSync(seqIds(100), new Float32Array(400).map((_, i) => Math.sin(i)));
