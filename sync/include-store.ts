@@ -109,6 +109,7 @@ export class IncludeStore {
   private order: Uint32Array | null = new Uint32Array(0);
   private orderLen = 0;
   private maxId: bigint | null = null;
+  private changes = 0;
 
   constructor(readonly definition: readonly IncludeColumn[]) {
     this.columns = definition.map((c) => c.name);
@@ -161,12 +162,18 @@ export class IncludeStore {
     return this.slotOf.size;
   }
 
+  /** Changes with every set/delete/clear: a matching() result computed at the same version is still exact. */
+  get version(): number {
+    return this.changes;
+  }
+
   has(id: bigint): boolean {
     return this.slotOf.has(id);
   }
 
   /** Inserts or replaces a row; `values` in column order. `undefined` keeps the stored value (NULL for a new row). */
   set(id: bigint, values: readonly (IncludeValue | undefined)[]): void {
+    this.changes++;
     let s = this.slotOf.get(id);
     if (s === undefined) {
       if (this.n === this.ids.length) this.grow(Math.max(1024, this.n * 2));
@@ -194,6 +201,7 @@ export class IncludeStore {
   delete(id: bigint): boolean {
     const s = this.slotOf.get(id);
     if (s === undefined) return false;
+    this.changes++;
     this.slotOf.delete(id);
     this.live[s] = 0;
     this.dead++;
@@ -202,6 +210,7 @@ export class IncludeStore {
   }
 
   clear(): void {
+    this.changes++;
     this.cols = this.definition.map((c) => new Col(c.name, c.type));
     this.ids = new BigInt64Array(0);
     this.live = new Uint8Array(0);

@@ -18,6 +18,7 @@ import type { IncludeStore } from '../../sync/include-store.ts';
 import { quoteIdent } from '../quote.ts';
 import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
 import { searchIndex } from './search.ts';
+import { cachedMatching } from './matching-cache.ts';
 import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
 import type { FilterStrategy, KnnSettings } from './settings.ts';
 
@@ -147,7 +148,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   if (strategy === 'in') {
     const t = performance.now();
     filterStats.inIndexFilters++;
-    const allowed = store!.matching(pred!);
+    const allowed = cachedMatching(store!, `${q.ref}\0${q.where}`, () => store!.matching(pred!));
     ms.filter = performance.now() - t;
     return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowed.length, rounds: 1 });
   }

@@ -183,3 +183,19 @@ test('a session whose first message is a Parse that Postgres rejects gets the er
   expect((await fresh.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]);
   await fresh.end();
 });
+
+test('the allowed ids of an INCLUDE filter are reused while the mirrored values are unchanged, and never after a change', async () => {
+  const { matchingCacheStats } = await import('../../sql/planner/matching-cache.ts');
+  const q = randomVector(DIM, prng(10));
+  const text = 'SELECT id FROM tagged WHERE label = $2 ORDER BY v <=> $1 LIMIT 5';
+  const run = async () => (await c.query({ name: 'lab', text, values: [q.pgv, 'fresh'], rowMode: 'array' })).rows.map((r) => String(r[0]));
+  expect(await run()).toEqual([]);
+  const hits = matchingCacheStats.hits;
+  expect(await run()).toEqual([]);
+  expect(matchingCacheStats.hits).toBe(hits + 1);
+  // A row takes the label: the next query (same session: read-your-writes) must see it.
+  await c.query(`UPDATE tagged SET label = 'fresh' WHERE id = 42`);
+  expect(await run()).toEqual(['42']);
+  await c.query(`UPDATE tagged SET label = 'l0' WHERE id = 42`);
+  expect(await run()).toEqual([]);
+});
