@@ -10,14 +10,19 @@ import type { FrontendAction, SessionContext, StatementHandler, StatementHandler
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseUncached, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
-import { quoteIdent } from '../quote.ts';
+import { quoteLiteral } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { DatabaseIndexes, IndexManager } from '../../sync/index-manager.ts';
-import { parseVectorLiteral, recognizeKnn, rewriteKnn } from './recognize.ts';
+import { parseVectorLiteral, recognizeKnn, recognizeRange, rewriteKnn, rewriteRange, type KnnPattern, type RangePattern } from './recognize.ts';
+import { innerSelects, spliceText } from './cte.ts';
+import { filteredSearch } from './filter.ts';
+import { RANGE_FIRST_K, rangeSearch } from './threshold.ts';
+import { SqlPreparedStatements } from './sql-prepared.ts';
+import type { Metric } from '../../native/index.ts';
 import { explainLines, selectStart, type PlanInfo } from './explain.ts';
 import { PreparedKnnStatements } from './prepared.ts';
-import { plannerStats, searchIndex } from './search.ts';
-import { noGucs, settingsFrom, trackSet } from './settings.ts';
+import { plannerStats } from './search.ts';
+import { FILTER_STRATEGIES, filterStrategyOf, noGucs, settingsFrom, trackSet } from './settings.ts';
 import { showStatus, statusShow } from './status.ts';
 import { SessionVisibility } from './visibility.ts';
 
@@ -29,6 +34,10 @@ type Node = Record<string, any>;
 export class PlannerSession implements StatementHandler {
   readonly inner = new VectorSession();
   lastPlan: PlanInfo | null = null;
+  /** Every part the last plan() answered through an index (one, or one per planned CTE/subquery). */
+  plans: PlanInfo[] = [];
+  /** SQL-level PREPAREd statements this session sent (EXECUTE is planned like their SELECT). */
+  private readonly sqlPrepared = new SqlPreparedStatements();
   /** winnow.* / pgvector settings SET in this session (read at Bind, where no internal query can run). */
   private gucs = noGucs();
   private dbCache: DatabaseIndexes | null = null;
@@ -53,8 +62,15 @@ export class PlannerSession implements StatementHandler {
     const n = st.stmt as Node;
     switch (st.kind) {
       case 'VariableSetStmt':
+        if (badFilterStrategy(n)) return false; // handleQuery answers with Postgres's error for it
         trackSet(this.gucs, n);
         return true;
+      case 'PrepareStmt':
+      case 'DeallocateStmt':
+      case 'DiscardStmt':
+        return true; // noted in onQuery
+      case 'ExecuteStmt':
+        return !this.sqlPrepared.has(n.ExecuteStmt.name);
       case 'InsertStmt':
       case 'UpdateStmt':
       case 'DeleteStmt':
@@ -64,7 +80,10 @@ export class PlannerSession implements StatementHandler {
       case 'SelectStmt': {
         try {
           const pat = recognizeKnn(q.text, n, st.location, st.length);
-          return !pat || !!pat.limitParam;
+          if (pat) return !!pat.limitParam;
+          // Distance thresholds and nearest-neighbour CTEs/subqueries need at least a distance operator.
+          if (!/<->|<#>|<=>/.test(q.text)) return true;
+          return !recognizeRange(q.text, n, st.location, st.length) && innerSelects(q.text, n).length === 0;
         } catch {
           return false; // handleQuery logs it and runs the query in Postgres
         }
@@ -76,6 +95,9 @@ export class PlannerSession implements StatementHandler {
 
   onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
     this.visibility.note(q.parsed);
+    if (q.parsed.ok && q.parsed.statements.some((s) => s.kind === 'PrepareStmt' || s.kind === 'DeallocateStmt' || s.kind === 'DiscardStmt')) {
+      this.sqlPrepared.note(q.text, q.parsed.statements);
+    }
     if (this.plainQuery(q)) return this.inner.onQuery(ctx, q);
     return this.onQueryAsync(ctx, q);
   }
@@ -96,7 +118,13 @@ export class PlannerSession implements StatementHandler {
     const p = q.parsed;
     if (p.ok && p.statements.length === 1) {
       const st = p.statements[0];
-      if (st.kind === 'VariableSetStmt') trackSet(this.gucs, st.stmt);
+      if (st.kind === 'VariableSetStmt') {
+        const bad = badFilterStrategy(st.stmt);
+        // Postgres accepts any value for a custom setting: raise its own error for a bad one (and leave
+        // the previous value), inside Postgres so a transaction block fails as it would.
+        if (bad !== null) return this.runInstead(ctx, `DO $winnow$ BEGIN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = ${quoteLiteral(`invalid value for parameter "winnow.filter_strategy": "${bad}"`)}, HINT = ${quoteLiteral(`Available values: ${FILTER_STRATEGIES.join(', ')}.`)}; END $winnow$`);
+        trackSet(this.gucs, st.stmt);
+      }
       const show = st.kind === 'VariableShowStmt' ? statusShow(st.stmt) : null;
       if (show) return { respond: await showStatus(await this.db(ctx), show) };
       if (isWinnowIndexStmt(st.stmt)) return { respond: await createWinnowIndex(ctx, this.mgr, st.stmt) };
@@ -112,10 +140,12 @@ export class PlannerSession implements StatementHandler {
         const t = await winnowIndexNamed(ctx, this.mgr, (st.stmt as Node).ReindexStmt.relation);
         if (t) return { respond: await reindexWinnowIndex(ctx, this.mgr, q.text, t) };
       }
-      if (st.kind === 'SelectStmt') {
+      if (st.kind === 'ExecuteStmt' || st.kind === 'SelectStmt') {
         let planned: string | null = null;
         try {
-          planned = await this.plan(ctx, q.text, st.stmt, st.location, st.length);
+          planned = st.kind === 'ExecuteStmt'
+            ? await this.planExecute(ctx, q.text, (st.stmt as Node).ExecuteStmt, st.location)
+            : await this.plan(ctx, q.text, st.stmt, st.location, st.length);
         } catch (err) {
           // Never fail a query because of the index: Postgres answers it exactly.
           ctx.log.warn({ err }, 'winnow planner failed; running the query in Postgres');
@@ -124,18 +154,15 @@ export class PlannerSession implements StatementHandler {
         if (planned) {
           // The rewritten text carries this query's ids and distances: it never repeats, so it must not
           // take a place in the shared parse cache from the statements that do.
-          const parsed = parseUncached(planned);
-          const frame = serialize.query(planned);
-          const r = await this.inner.onQuery(ctx, { text: planned, parsed, frame });
-          return r ?? { forward: [frame] };
+          return this.runInstead(ctx, planned);
         }
       }
       if (st.kind === 'ExplainStmt') {
         const ex = (st.stmt as Node).ExplainStmt;
         const opts: string[] = (ex.options ?? []).map((o: Node) => String(o.DefElem?.defname).toLowerCase());
         const inner = ex.query;
-        if (inner?.SelectStmt) {
-          const text = await this.explain(ctx, q.text, inner, opts.includes('analyze'));
+        if (inner?.SelectStmt || inner?.ExecuteStmt) {
+          const text = await this.explain(ctx, q.text, inner, opts.includes('analyze'), st.location);
           if (text) return { respond: [RowDescription([{ name: 'QUERY PLAN', typeOid: 25, typeSize: -1, typeModifier: -1, format: 0 }]), ...text.map((l) => DataRow([l])), CommandComplete('EXPLAIN')] };
         }
       }
@@ -143,49 +170,135 @@ export class PlannerSession implements StatementHandler {
     return 'inner';
   }
 
-  /** Returns the rewritten statement, or null to run the original in Postgres (exactly). */
+  /**
+   * Returns the rewritten statement, or null to run the original in Postgres (exactly). Plans the
+   * statement itself (ORDER BY distance LIMIT k, or a distance threshold), or else each CTE / FROM
+   * subquery that has that shape, rewritten in place. `this.plans` describes what was planned.
+   */
   async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number): Promise<string | null> {
-    const pat = recognizeKnn(text, stmt, location, length);
-    if (!pat || pat.limitParam) return null;
+    this.plans = [];
+    this.lastPlan = null;
+    const knn = recognizeKnn(text, stmt, location, length);
+    if (knn) return this.planKnn(ctx, knn, null);
+    const range = recognizeRange(text, stmt, location, length);
+    if (range) return this.planRange(ctx, range, null);
+    const parts: { start: number; end: number; text: string }[] = [];
+    for (const inner of innerSelects(text, stmt)) {
+      const part = inner.label;
+      const p = recognizeKnn(text, inner.stmt, inner.start, inner.end - inner.start);
+      const r = p ? null : recognizeRange(text, inner.stmt, inner.start, inner.end - inner.start);
+      const planned = p ? await this.planKnn(ctx, p, part) : r ? await this.planRange(ctx, r, part) : null;
+      if (planned) parts.push({ start: inner.start, end: inner.end, text: planned });
+    }
+    if (!parts.length) return null;
+    // This statement's bytes (an EXPLAIN's text starts before them) with the planned parts replaced.
+    const buf = Buffer.from(text, 'utf8');
+    const own = buf.subarray(location, length > 0 ? location + length : buf.length).toString('utf8');
+    return spliceText(own, parts.map((p) => ({ start: p.start - location, end: p.end - location, text: p.text })));
+  }
+
+  /** The index, query vector and settings for a planned part, after read-your-writes; null = run in Postgres. */
+  private async target(ctx: SessionContext, schema: string | undefined, table: string, column: string, metric: Metric, literal: string, k: number) {
     // Inside a transaction block the session may have uncommitted writes the index cannot see:
     // exact execution in Postgres (documented).
     if (ctx.transactionStatus !== 'I') return null;
     const db = await this.db(ctx);
     if (db.indexes.size === 0) return null;
-    const vec = 'literal' in pat.query ? parseVectorLiteral(pat.query.literal) : null;
+    const vec = parseVectorLiteral(literal);
     if (!vec) return null;
     const t0 = performance.now();
-    const facts = await this.visibility.resolve(ctx, db, pat.schema, pat.table);
+    const facts = await this.visibility.resolve(ctx, db, schema, table);
     if (!facts) return null;
-    const li = db.find(facts.relid, pat.column, pat.metric);
+    const li = db.find(facts.relid, column, metric);
     if (!li || vec.length !== li.meta.dim) return null;
-    const k = pat.limit + pat.offset;
     const settings = settingsFrom(this.gucs, k);
-    const t1 = performance.now();
-    let filter: BigInt64Array | undefined;
-    // Row-level security: the rows this role may see are a filter too (pre-filter under its role).
-    if (pat.where || facts.rls) {
-      const f = await ctx.query(`SELECT ${quoteIdent(pat.ref)}.${quoteIdent(li.meta.keyColumn)}::bigint FROM ${pat.fromList}${pat.where ? ` WHERE ${pat.where}` : ''}`);
-      if (f.error) return null; // Postgres reports it on the original statement
-      filter = BigInt64Array.from(f.rows, (row) => BigInt(row[0]!));
-      filter.sort();
-    }
-    const t2 = performance.now();
-    const res = searchIndex(li, vec, k, settings, filter);
-    const t3 = performance.now();
-    this.lastPlan = {
-      index: li.meta.name, strategy: filter ? 'pre' : 'none', exact: li.index.stats().nlist === 0, nprobe: settings.nprobe, kFactor: settings.kFactor,
-      k, allowed: filter ? filter.length : null, returned: res.ids.length, ms: { wait: t1 - t0, filter: t2 - t1, search: t3 - t2 },
+    return { db, vec, facts, li, settings, waitMs: performance.now() - t0 };
+  }
+
+  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null): Promise<string | null> {
+    if (pat.limitParam || !('literal' in pat.query)) return null;
+    const k = pat.limit + pat.offset;
+    const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, k);
+    if (!t) return null;
+    const { li, vec, facts, settings } = t;
+    const requested = filterStrategyOf(this.gucs.filterStrategy) ?? 'auto';
+    const res = await filteredSearch(ctx, li, vec, k, settings, {
+      ref: pat.ref, fromList: pat.fromList, keyColumn: li.meta.keyColumn, where: pat.filterWhere, whereNode: pat.filterWhereNode,
+      rls: facts.rls, radius: pat.threshold,
+    }, requested);
+    if (!res) return null;
+    const info: PlanInfo = {
+      index: li.meta.name, kind: 'knn', part, strategy: res.strategy, requested, reason: res.reason,
+      estimatedRows: res.estimate?.rows ?? null, selectivity: res.estimate?.selectivity ?? null, selectivitySource: res.estimate?.source,
+      estimatedCandidates: res.estimatedCandidates, candidates: res.candidates, rounds: res.strategy === 'post' || res.rounds > 1 ? res.rounds : undefined,
+      radius: pat.threshold ?? null, exact: li.index.stats().nlist === 0, nprobe: settings.nprobe, kFactor: settings.kFactor, k,
+      allowed: res.strategy === 'pre' || res.strategy === 'in' ? res.candidates : null, returned: res.ids.length,
+      ms: { wait: t.waitMs, estimate: res.ms.estimate, filter: res.ms.filter, search: res.ms.search, check: res.ms.check },
     };
+    this.plans.push(info);
+    this.lastPlan = info;
     return rewriteKnn(pat, li.meta.keyColumn, res.ids, res.distances);
   }
 
-  private async explain(ctx: SessionContext, text: string, stmt: Node, analyze: boolean): Promise<string[] | null> {
-    const sel = selectStart(text, stmt);
-    if (sel < 0) return null;
-    const planned = await this.plan(ctx, text, stmt, sel, 0).catch(() => null);
-    if (!planned || !this.lastPlan) return null;
-    return explainLines(ctx, this.lastPlan, planned, analyze);
+  private async planRange(ctx: SessionContext, pat: RangePattern, part: string | null): Promise<string | null> {
+    const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, RANGE_FIRST_K);
+    if (!t) return null;
+    const { li, vec, settings } = t;
+    // The rest of the WHERE clause, row-level security and privileges apply in Postgres on the ids found.
+    const t1 = performance.now();
+    const res = rangeSearch(li, vec, pat.radius, settings);
+    const info: PlanInfo = {
+      index: li.meta.name, kind: 'range', part, strategy: 'none', radius: pat.radius, exact: li.index.stats().nlist === 0,
+      nprobe: settings.nprobe, kFactor: settings.kFactor, k: res.k, allowed: null, returned: res.ids.length, rounds: res.rounds,
+      ms: { wait: t.waitMs, filter: 0, search: performance.now() - t1 },
+    };
+    this.plans.push(info);
+    this.lastPlan = info;
+    return rewriteRange(pat, li.meta.keyColumn, res.ids, res.distances);
+  }
+
+  /** EXPLAIN of a SELECT (or of an EXECUTE of a remembered PREPARE): Winnow's plan, then Postgres's. */
+  private async explain(ctx: SessionContext, text: string, stmt: Node, analyze: boolean, location: number): Promise<string[] | null> {
+    let planned: string | null;
+    if (stmt.ExecuteStmt) {
+      const at = SqlPreparedStatements.executeKeyword(text, location);
+      planned = at < 0 ? null : await this.planExecute(ctx, text, stmt.ExecuteStmt, at).catch(() => null);
+    } else {
+      const sel = selectStart(text, stmt);
+      if (sel < 0) return null;
+      planned = await this.plan(ctx, text, stmt, sel, 0).catch(() => null);
+    }
+    if (!planned || !this.plans.length) return null;
+    return explainLines(ctx, this.plans, planned, analyze);
+  }
+
+  /** `EXECUTE name(args)` of a statement this session PREPAREd: its SELECT with the arguments, planned. */
+  private async planExecute(ctx: SessionContext, text: string, ex: Node, at: number): Promise<string | null> {
+    this.plans = [];
+    if (!this.sqlPrepared.has(ex.name) || ctx.transactionStatus !== 'I') return null;
+    if (!this.sqlPrepared.isConfirmed(ex.name)) {
+      // The PREPARE may have failed in Postgres: then EXECUTE must fail there too.
+      const r = await ctx.query(`SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = ${quoteLiteral(ex.name)}`);
+      if (r.error) return null;
+      this.sqlPrepared.confirm(ex.name, r.rows.length > 0);
+      if (!r.rows.length) return null;
+    }
+    const select = this.sqlPrepared.substitute(text, ex, at);
+    if (!select) return null;
+    const parsed = parseUncached(select);
+    if (!parsed.ok || parsed.statements.length !== 1 || parsed.statements[0].kind !== 'SelectStmt') return null;
+    const st = parsed.statements[0];
+    return this.plan(ctx, select, st.stmt, st.location, st.length);
+  }
+
+  /** Sends `text` to Postgres instead of the client's statement (through VectorSession). */
+  private async runInstead(ctx: SessionContext, text: string): Promise<FrontendAction> {
+    // The rewritten text carries this query's ids and distances: it never repeats, so it must not
+    // take a place in the shared parse cache from the statements that do.
+    const parsed = parseUncached(text);
+    const frame = serialize.query(text);
+    const r = await this.inner.onQuery(ctx, { text, parsed, frame });
+    return r ?? { forward: [frame] };
   }
 
   onParse(ctx: SessionContext, p: Parameters<NonNullable<StatementHandler['onParse']>>[1]) { return this.extended.onParse(ctx, p); }
@@ -200,4 +313,13 @@ export class PlannerSession implements StatementHandler {
 
 export function plannerSessionFactory(mgr: IndexManager): StatementHandlerFactory {
   return () => new PlannerSession(mgr);
+}
+
+/** The value of a `SET winnow.filter_strategy = …` that is not a strategy (null otherwise). */
+function badFilterStrategy(stmt: Node): string | null {
+  const v = stmt.VariableSetStmt;
+  if (!v || String(v.name).toLowerCase() !== 'winnow.filter_strategy' || v.kind !== 'VAR_SET_VALUE') return null;
+  const a = v.args?.[0]?.A_Const;
+  const value = a ? String(a.sval?.sval ?? a.ival?.ival ?? a.fval?.fval ?? '') : '';
+  return filterStrategyOf(value) === null || (v.args?.length ?? 0) !== 1 ? value : null;
 }

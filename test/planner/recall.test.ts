@@ -4,8 +4,8 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { loadDataset, loadMeta, recallAtK, type Dataset } from '../../bench/lib/datasets.ts';
-import { plannerHarness, type PlannerHarness } from './helpers-draft.ts';
-import { plannerStats } from '../../sql/planner/session-draft.ts';
+import { plannerHarness, type PlannerHarness } from './helpers.ts';
+import { plannerStats } from '../../sql/planner/session.ts';
 
 const N = 30464;
 let h: PlannerHarness;
