@@ -19,6 +19,7 @@ import { filteredSearch } from './filter.ts';
 import { RANGE_FIRST_K, rangeSearch } from './threshold.ts';
 import { SqlPreparedStatements } from './sql-prepared.ts';
 import type { Metric } from '../../native/index.ts';
+import { simpleIndexOnlyAnswer } from './index-only.ts';
 import { explainLines, selectStart, type PlanInfo } from './explain.ts';
 import { PreparedKnnStatements } from './prepared.ts';
 import { plannerStats } from './search.ts';
@@ -34,6 +35,8 @@ type Node = Record<string, any>;
 export class PlannerSession implements StatementHandler {
   readonly inner = new VectorSession();
   lastPlan: PlanInfo | null = null;
+  /** The last plan()'s whole answer when the index alone gives it (simple protocol; index-only.ts). */
+  private indexOnly: Buffer[] | null = null;
   /** Every part the last plan() answered through an index (one, or one per planned CTE/subquery). */
   plans: PlanInfo[] = [];
   /** SQL-level PREPAREd statements this session sent (EXECUTE is planned like their SELECT). */
@@ -151,6 +154,7 @@ export class PlannerSession implements StatementHandler {
           ctx.log.warn({ err }, 'winnow planner failed; running the query in Postgres');
           plannerStats.exactFallbacks++;
         }
+        if (planned && this.indexOnly) return { respond: this.indexOnly };
         if (planned) {
           // The rewritten text carries this query's ids and distances: it never repeats, so it must not
           // take a place in the shared parse cache from the statements that do.
@@ -176,10 +180,11 @@ export class PlannerSession implements StatementHandler {
    * subquery that has that shape, rewritten in place. `this.plans` describes what was planned.
    */
   async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number): Promise<string | null> {
+    this.indexOnly = null;
     this.plans = [];
     this.lastPlan = null;
     const knn = recognizeKnn(text, stmt, location, length);
-    if (knn) return this.planKnn(ctx, knn, null);
+    if (knn) return this.planKnn(ctx, knn, null, stmt);
     const range = recognizeRange(text, stmt, location, length);
     if (range) return this.planRange(ctx, range, null);
     const parts: { start: number; end: number; text: string }[] = [];
@@ -215,7 +220,7 @@ export class PlannerSession implements StatementHandler {
     return { db, vec, facts, li, settings, waitMs: performance.now() - t0 };
   }
 
-  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null): Promise<string | null> {
+  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null, stmt?: Node): Promise<string | null> {
     if (pat.limitParam || !('literal' in pat.query)) return null;
     const k = pat.limit + pat.offset;
     const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, k);
@@ -237,6 +242,12 @@ export class PlannerSession implements StatementHandler {
     };
     this.plans.push(info);
     this.lastPlan = info;
+    // The whole statement's output is the key and the distance, the role may read the table and no
+    // policy applies: the index's answer is the answer (no Postgres round trip).
+    if (part === null && stmt && facts.canSelect && !facts.rls) {
+      this.indexOnly = await simpleIndexOnlyAnswer((text) => ctx.query(text), stmt, pat, li.meta.relid, pat.fromList, li.meta.keyColumn, res);
+      if (this.indexOnly) plannerStats.indexOnly++;
+    }
     return rewriteKnn(pat, li.meta.keyColumn, res.ids, res.distances);
   }
 

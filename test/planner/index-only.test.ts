@@ -199,3 +199,20 @@ test('the allowed ids of an INCLUDE filter are reused while the mirrored values 
   await c.query(`UPDATE tagged SET label = 'l0' WHERE id = 42`);
   expect(await run()).toEqual([]);
 });
+
+test('simple-protocol queries are answered from the index alone with the bytes Postgres would send', async () => {
+  const rnd = prng(11);
+  for (let i = 0; i < 5; i++) {
+    const q = randomVector(DIM, rnd).pgv;
+    const before = plannerStats.indexOnly;
+    const fast = await c.query({ text: `SELECT t.id, v <=> '${q}' AS dist, v <=> '${q}' FROM items t ORDER BY v <=> '${q}' LIMIT 7 OFFSET 2`, rowMode: 'array' });
+    expect(plannerStats.indexOnly).toBe(before + 1);
+    const slow = await c.query({ text: `SELECT t.id, v <=> '${q}' AS dist, v <=> '${q}', t.cat FROM items t ORDER BY v <=> '${q}' LIMIT 7 OFFSET 2`, rowMode: 'array' });
+    expect(plannerStats.indexOnly).toBe(before + 1);
+    expect(fast.rows).toEqual(slow.rows.map((r) => r.slice(0, 3)));
+    expect(fast.fields.map((f) => [f.name, f.dataTypeID, f.tableID, f.columnID, f.dataTypeSize, f.dataTypeModifier]))
+      .toEqual(slow.fields.slice(0, 3).map((f) => [f.name, f.dataTypeID, f.tableID, f.columnID, f.dataTypeSize, f.dataTypeModifier]));
+    expect(fast.command).toBe('SELECT');
+    expect(fast.rowCount).toBe(7);
+  }
+});
