@@ -236,7 +236,7 @@ export class PlannerSession implements StatementHandler {
       index: li.meta.name, kind: 'knn', part, strategy: res.strategy, requested, reason: res.reason,
       estimatedRows: res.estimate?.rows ?? null, selectivity: res.estimate?.selectivity ?? null, selectivitySource: res.estimate?.source,
       estimatedCandidates: res.estimatedCandidates, candidates: res.candidates, rounds: res.strategy === 'post' || res.rounds > 1 ? res.rounds : undefined,
-      radius: pat.threshold ?? null, exact: li.index.stats().nlist === 0, nprobe: settings.nprobe, kFactor: settings.kFactor, k,
+      radius: pat.threshold ?? null, exact: !li.index.isTrained, nprobe: settings.nprobe, kFactor: settings.kFactor, k,
       allowed: res.strategy === 'pre' || res.strategy === 'in' ? res.candidates : null, returned: res.ids.length,
       ms: { wait: t.waitMs, estimate: res.ms.estimate, filter: res.ms.filter, search: res.ms.search, check: res.ms.check },
     };
@@ -259,7 +259,7 @@ export class PlannerSession implements StatementHandler {
     const t1 = performance.now();
     const res = rangeSearch(li, vec, pat.radius, settings);
     const info: PlanInfo = {
-      index: li.meta.name, kind: 'range', part, strategy: 'none', radius: pat.radius, exact: li.index.stats().nlist === 0,
+      index: li.meta.name, kind: 'range', part, strategy: 'none', radius: pat.radius, exact: !li.index.isTrained,
       nprobe: settings.nprobe, kFactor: settings.kFactor, k: res.k, allowed: null, returned: res.ids.length, rounds: res.rounds,
       ms: { wait: t.waitMs, filter: 0, search: performance.now() - t1 },
     };
