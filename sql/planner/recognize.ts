@@ -340,15 +340,20 @@ function distanceSpansIn(latin: string, node: unknown, d: Distance, out: [number
 /** A numeric constant (optionally cast to a numeric type): its value and the end of its text. */
 function numericConst(latin: string, n: Node): { value: number; start: number; end: number } | null {
   let c = n;
+  let type: string | null = null;
   if (c.TypeCast) {
     const names = (c.TypeCast.typeName?.names ?? []).map((x: Node) => x.String?.sval);
-    if (!['float4', 'float8', 'numeric', 'int2', 'int4', 'int8'].includes(names[names.length - 1])) return null;
+    type = names[names.length - 1];
+    if (!['float4', 'float8', 'numeric', 'int2', 'int4', 'int8'].includes(type!)) return null;
     c = c.TypeCast.arg;
   }
   const a = c?.A_Const;
   if (!a) return null;
-  const value = a.ival ? (typeof a.ival.ival === 'number' ? a.ival.ival : 0) : a.fval ? Number(a.fval.fval) : null;
+  // A quoted number ('0.5') is an unknown literal that Postgres reads as float8 here.
+  const text = a.sval && /^\s*[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?\s*$/i.test(a.sval.sval ?? '') ? a.sval.sval : null;
+  let value = a.ival ? (typeof a.ival.ival === 'number' ? a.ival.ival : 0) : a.fval ? Number(a.fval.fval) : text !== null ? Number(text) : null;
   if (value === null || !Number.isFinite(value)) return null;
+  if (type === 'float4') value = Math.fround(value); // compared as the real it is cast to
   // The literal, possibly quoted or cast: -1.5e3, '0.5', 0.5::float8, '0.5'::real.
   const re = /(?:[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|'[^']*')(?:\s*::\s*[A-Za-z_][\w]*(?:\s+precision)?)?/y;
   re.lastIndex = a.location;

@@ -24,6 +24,7 @@ beforeAll(async () => {
   await d.query(`INSERT INTO labels SELECT id, 'label-' || id FROM items WHERE id % 3 <> 0`);
   await c.query(`CREATE INDEX items_v ON items USING winnow (v vector_l2_ops)`);
   await c.query(`CREATE INDEX items_cos ON items USING winnow (v vector_cosine_ops)`);
+  await c.query(`CREATE INDEX items_ip ON items USING winnow (v vector_ip_ops)`);
 });
 
 afterAll(async () => {
@@ -110,6 +111,10 @@ test('distance thresholds: WHERE d < r with ORDER BY/LIMIT is cut at r; without,
   expect(await same(`SELECT count(*) AS n, max(v <-> '${q}') AS far FROM items WHERE v <-> '${q}' < ${r60}`)).toBeGreaterThanOrEqual(1);
   expect(await same(`SELECT cat, count(*) FROM items WHERE v <-> '${q}' < ${r60} GROUP BY cat ORDER BY cat`)).toBeGreaterThanOrEqual(1);
   expect(await same(`SELECT id FROM items WHERE v <=> '${q}' < 0.05 ORDER BY id`, { minRows: 0 })).toBeGreaterThanOrEqual(1);
+  // Negative inner product below a negative bound; a quoted radius; a radius cast to real.
+  expect(await same(`SELECT id, v <#> '${q}' AS d FROM items WHERE v <#> '${q}' < -1.5 ORDER BY id`, { minRows: 5 })).toBeGreaterThanOrEqual(1);
+  expect(await same(`SELECT id FROM items WHERE v <-> '${q}' <= '${r60}' ORDER BY id`, { minRows: 60 })).toBeGreaterThanOrEqual(1);
+  expect(await same(`SELECT id FROM items WHERE v <-> '${q}' < ${r60}::real ORDER BY id`, { minRows: 55 })).toBeGreaterThanOrEqual(1);
   // Nothing within the radius: no rows, still native.
   expect(await same(`SELECT id FROM items WHERE v <-> '${q}' < 0.0001`, { minRows: 0 })).toBe(1);
   // In a CTE.
