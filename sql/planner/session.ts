@@ -125,7 +125,10 @@ export class PlannerSession implements StatementHandler {
         const bad = badFilterStrategy(st.stmt);
         // Postgres accepts any value for a custom setting: raise its own error for a bad one (and leave
         // the previous value), inside Postgres so a transaction block fails as it would.
-        if (bad !== null) return this.runInstead(ctx, `DO $winnow$ BEGIN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = ${quoteLiteral(`invalid value for parameter "winnow.filter_strategy": "${bad}"`)}, HINT = ${quoteLiteral(`Available values: ${FILTER_STRATEGIES.join(', ')}.`)}; END $winnow$`);
+        if (bad !== null) {
+          const body = `BEGIN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = ${quoteLiteral(`invalid value for parameter "winnow.filter_strategy": "${bad}"`)}, HINT = ${quoteLiteral(`Available values: ${FILTER_STRATEGIES.join(', ')}.`)}; END`;
+          return this.runInstead(ctx, `DO ${quoteLiteral(body)}`);
+        }
         trackSet(this.gucs, st.stmt);
       }
       const show = st.kind === 'VariableShowStmt' ? statusShow(st.stmt) : null;

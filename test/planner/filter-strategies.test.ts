@@ -156,6 +156,8 @@ test('SET winnow.filter_strategy rejects unknown values like a real enum setting
   // The failed SET left the session usable and the previous value in place.
   await c.query(`SET winnow.filter_strategy = pre`);
   await expect(c.query(`SET winnow.filter_strategy = 'bogus'`)).rejects.toMatchObject({ code: '22023' });
+  // The value is quoted, never spliced into the statement that raises the error.
+  await expect(c.query(`SET winnow.filter_strategy = 'x$$; '' END; $$ \\'`)).rejects.toMatchObject({ code: '22023', message: `invalid value for parameter "winnow.filter_strategy": "x$$; ' END; $$ \\"` });
   const q = randomVector(DIM, prng(24));
   expect(await plan(`SELECT id FROM docs WHERE flag ORDER BY v <-> '${q.pgv}' LIMIT 3`)).toContain('Strategy: pre-filter');
   expect((await c.query('SHOW winnow.filter_strategy')).rows[0]['winnow.filter_strategy']).toBe('pre');
