@@ -17,6 +17,7 @@ import type { LiveIndex } from '../../sync/index-manager.ts';
 import type { IncludeStore } from '../../sync/include-store.ts';
 import { quoteIdent } from '../quote.ts';
 import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
+import { eol } from './recognize.ts';
 import { searchIndex } from './search.ts';
 import { cachedMatching } from './matching-cache.ts';
 import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
@@ -125,12 +126,13 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   }
 
   const key = `${quoteIdent(q.ref)}.${quoteIdent(q.keyColumn)}`;
-  const cond = q.where ? `(${q.where})` : 'true';
+  const cond = q.where ? `(${eol(q.where)})` : 'true';
+  const from = eol(q.fromList);
   const observe = (rows: number) => observeMatchingRows(ctx, li.meta.relid, q.fromList, q.where ?? 'true', rows);
   const preFilter = async (): Promise<BigInt64Array | null> => {
     const t = performance.now();
     filterStats.preFilterQueries++;
-    const f = await ctx.query(`SELECT ${key}::bigint FROM ${q.fromList} WHERE ${cond}`);
+    const f = await ctx.query(`SELECT ${key}::bigint FROM ${from} WHERE ${cond}`);
     ms.filter += performance.now() - t;
     if (f.error) return null; // Postgres reports it on the original statement
     const ids = BigInt64Array.from(f.rows, (row) => BigInt(row[0]!));
@@ -176,7 +178,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     if (fresh.length) {
       t = performance.now();
       filterStats.postCheckQueries++;
-      const c = await ctx.query(`SELECT ${key}::bigint FROM ${q.fromList} WHERE ${cond} AND ${key} = ANY('{${fresh.join(',')}}'::bigint[])`);
+      const c = await ctx.query(`SELECT ${key}::bigint FROM ${from} WHERE ${cond} AND ${key} = ANY('{${fresh.join(',')}}'::bigint[])`);
       ms.check += performance.now() - t;
       if (c.error) return null;
       for (const id of fresh) passes.set(id, false);

@@ -219,7 +219,7 @@ export function rewriteKnn(p: KnnPattern, keyColumn: string, ids: BigInt64Array 
   sel += selBuf.subarray(at).toString('utf8');
   const cond = `${key} = ANY(${idArr})`;
   const where = p.where === null ? null : replaceSpans(p.where, p.whereSpans, `(${distArr})[${pos}]`);
-  return `SELECT ${sel.trim()} FROM ${p.fromList} WHERE ${where ? `(${where}) AND ` : ''}${cond} ORDER BY ${pos} LIMIT ${p.limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
+  return `SELECT ${eol(sel.trim())} FROM ${eol(p.fromList)} WHERE ${where ? `(${eol(where)}) AND ` : ''}${cond} ORDER BY ${pos} LIMIT ${p.limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
 }
 
 /**
@@ -243,10 +243,19 @@ export function rewriteKnnParams(p: KnnPattern, keyColumn: string, nParams: numb
   });
   sel += selBuf.subarray(at).toString('utf8');
   const limit = p.limitParam ? `$${p.limitParam}` : String(p.limit);
-  return `SELECT ${sel.trim()} FROM ${p.fromList} WHERE ${p.where ? `(${p.where}) AND ` : ''}(${I} IS NULL OR ${key} = ANY(${I})) ORDER BY CASE WHEN ${I} IS NULL THEN ${dist} END, ${pos} LIMIT ${limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
+  return `SELECT ${eol(sel.trim())} FROM ${eol(p.fromList)} WHERE ${p.where ? `(${eol(p.where)}) AND ` : ''}(${I} IS NULL OR ${key} = ANY(${I})) ORDER BY CASE WHEN ${I} IS NULL THEN ${dist} END, ${pos} LIMIT ${limit}${p.offset ? ` OFFSET ${p.offset}` : ''}`;
 }
 
 const OP_TEXT: Record<Metric, string> = { l2: '<->', ip: '<#>', cos: '<=>' };
+
+/**
+ * A fragment of the client's text followed by what Winnow appends: a `-- comment` at its end would
+ * swallow the rest of the line, so it is ended with a newline (harmless anywhere else: a fragment is
+ * a whole expression or list, never inside a literal).
+ */
+export function eol(fragment: string): string {
+  return fragment.includes('--') ? fragment + '\n' : fragment;
+}
 
 /** pgvector text '[1,2,3]' → Float32Array (null when malformed: Postgres reports the error). */
 export function parseVectorLiteral(s: string): Float32Array | null {

@@ -7,6 +7,7 @@
 // rows exactly; a post-filter sees the fraction of candidates that passed), so a misestimate — e.g. a
 // table not analysed yet, where Postgres guesses 0.5 % for any equality — corrects itself.
 import type { SessionContext } from '../../server/session.ts';
+import { eol } from './recognize.ts';
 
 export interface SelectivityEstimate {
   /** Estimated matching rows / rows in the index, clamped to [0, 1]. */
@@ -45,7 +46,7 @@ export async function estimateSelectivity(ctx: SessionContext, relid: number, fr
     source = hit.source;
   } else {
     estimateQueries.count++;
-    const r = await ctx.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${fromList} WHERE ${where}`);
+    const r = await ctx.query(`EXPLAIN (FORMAT JSON) SELECT 1 FROM ${eol(fromList)} WHERE ${eol(where)}`);
     if (r.error || !r.rows.length || r.rows[0][0] === null) return null;
     try {
       rows = Number(JSON.parse(r.rows[0][0])[0].Plan['Plan Rows']);

@@ -10,6 +10,7 @@
 // (the PREPARE may have failed); DEALLOCATE, DISCARD and a PREPARE over an existing name forget it.
 import type { ParsedStatement } from '../parse.ts';
 import { listItems } from './cte.ts';
+import { eol } from './recognize.ts';
 
 type Node = Record<string, any>;
 
@@ -98,7 +99,7 @@ export class SqlPreparedStatements {
     let pos = 0;
     for (const p of r.params) {
       const i = p.number - 1;
-      const argText = buf.subarray(spans[i][0], spans[i][1]).toString('utf8');
+      const argText = eol(buf.subarray(spans[i][0], spans[i][1]).toString('utf8'));
       out += qb.subarray(pos, p.start).toString('utf8') + argument(argText, args[i], r.types[i]);
       pos = p.end;
     }

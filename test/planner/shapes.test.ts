@@ -168,6 +168,13 @@ test('simple-protocol LIMIT/OFFSET constants with table aliases and column alias
   expect(await same(`SELECT x.id, x.cat, x.v <-> '${q}' FROM items x WHERE x.cat = 5 ORDER BY x.v <-> '${q}' ASC LIMIT 4 OFFSET 0`)).toBe(1);
   expect(await same(`SELECT id FROM items ORDER BY v <-> '${q}' OFFSET 5 LIMIT 2`)).toBe(1);
   expect(await same(`SELECT id FROM items ORDER BY v <-> '${q}' FETCH FIRST 3 ROWS ONLY`)).toBe(1);
+  // Line comments at the end of the select list, FROM and WHERE (Winnow appends text after each).
+  for (const strategy of ['pre', 'post']) {
+    await c.query(`SET winnow.filter_strategy = ${strategy}`);
+    expect(await same(`SELECT id, v <-> '${q}' AS d -- the id\nFROM items -- the table\nWHERE cat = 2 -- only 2\nORDER BY v <-> '${q}' LIMIT 3`)).toBeGreaterThanOrEqual(1);
+    expect(await same(`SELECT * FROM (SELECT id FROM items WHERE cat <> 1 -- c\nORDER BY v <-> '${q}' LIMIT 3 -- d\n) s ORDER BY id`)).toBeGreaterThanOrEqual(1);
+  }
+  await c.query('RESET winnow.filter_strategy');
   // OFFSET past the matches, LIMIT 0.
   // (Unanalysed table: Postgres guesses 1/3 for id < 20, so auto post-filters, deepens, and finishes with the pre-filter.)
   expect(await same(`SELECT id FROM items WHERE id < 20 ORDER BY v <-> '${q}' LIMIT 5 OFFSET 30`, { minRows: 0 })).toBeGreaterThanOrEqual(1);
