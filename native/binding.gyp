@@ -26,6 +26,7 @@
         "src/invlists/invlists.cpp",
         "src/learn/adamw.cpp",
         "src/learn/kl_loss.cpp",
+        "src/learn/probe.cpp",
         "src/learn/recenter.cpp",
         "src/learn/samples.cpp",
         "src/learn/trainer.cpp",

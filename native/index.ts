@@ -154,6 +154,12 @@ export interface LearnOptions {
   temperatureScale?: number;
   /** Learn the query-side transform (true, HAKES) or only the PQ codebooks (false). Default true. */
   learnTransform?: boolean;
+  /**
+   * Extension beyond HAKES (default true; false = HAKES exactly): also learn the probing centroids
+   * (cross-entropy of the softmax over lists against where each sample's neighbours are stored);
+   * kept only when it raises validation recall.
+   */
+  learnProbe?: boolean;
   /** Re-centre IVF centroids in the learnt space (kept only if validation recall is not worse). Default true. */
   recenter?: boolean;
   /**
@@ -187,6 +193,12 @@ export interface LearnReport {
   validationNprobe: number;
   validationKFactor: number;
   recentered: boolean;
+  /** learnProbe: whether the learnt probing centroids were kept, their validation recall and loss. */
+  probeLearned: boolean;
+  validationRecallProbe: number;
+  probeLossBefore: number;
+  probeLossAfter: number;
+  probeLearningRate: number;
   installed: boolean;
   secondsSamples: number;
   secondsTrain: number;
@@ -211,6 +223,7 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   temperatureScale: 1,
   reductionTermWeight: 1,
   learnTransform: true,
+  learnProbe: true,
   recenter: true,
   install: true,
   threads: 2,

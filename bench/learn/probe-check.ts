@@ -3,7 +3,7 @@
 import { loadDataset } from '../lib/datasets.ts';
 import { VectorIndex } from '../../native/index.ts';
 
-const [name = 'wordnet-use-512', limitS = 'all'] = process.argv.slice(2);
+const [name = 'wordnet-use-512', limitS = 'all', optsJson = '{}'] = process.argv.slice(2);
 const ds = loadDataset(name, limitS !== 'all' ? { limit: Number(limitS) } : {});
 const idx = new VectorIndex({ dim: ds.dim, metric: ds.groundTruth.cos ? 'cos' : 'l2' });
 await idx.train(ds.base);
@@ -26,6 +26,6 @@ async function rec(nprobe: number, kFactor: number) {
 }
 const pts = [[8, 50], [16, 50], [32, 50], [16, 4], [32, 8], [48, 8]];
 const before = await Promise.all(pts.map(([a, b]) => rec(a, b)));
-await idx.learn({});
+await idx.learn(JSON.parse(optsJson));
 const after = await Promise.all(pts.map(([a, b]) => rec(a, b)));
 pts.forEach((p, i) => console.log(`nprobe ${p[0]} kFactor ${p[1]}: ${before[i]} -> ${after[i]}`));

@@ -3,7 +3,8 @@
 // parameters and with HAKES-learned ones, in the same run, measured interleaved (each grid point timed
 // with both parameter sets back to back, swapped atomically with setSearchParams/resetSearchParams);
 // training time and memory; then a mixed 90% search / 10% insert workload from concurrent clients vs
-// searches only. Training samples come only from the indexed vectors; the dataset's query set is held
+// searches only; "learned" is VectorIndex.learn()'s default (HAKES + the learned probe extension),
+// "HAKES-only" is learnProbe: false. Training samples come only from the indexed vectors; the dataset's query set is held
 // out. Its first half picks each operating point, its second half is what is reported.
 // Writes bench/results/learn-<dataset>.{md,json} and bench/results/learn-mixed-<dataset>.md.
 import { execSync } from 'node:child_process';
@@ -98,16 +99,15 @@ function grid(nlist: number, quick: boolean): { nprobe: number; kFactor: number 
   return nps.flatMap((nprobe) => kfs.map((kFactor) => ({ nprobe, kFactor })));
 }
 
-/** Sweeps the grid with both parameter sets, interleaved point by point; fastest of `repeat` passes kept. */
-function sweep(idx: VectorIndex, ds: Dataset, learnt: FilterParams, repeat: number, quick: boolean): { untrained: Point[]; learned: Point[] } {
+/** Sweeps the grid with every parameter set, interleaved point by point; fastest of `repeat` passes kept. */
+function sweep(idx: VectorIndex, ds: Dataset, variants: { name: string; params: FilterParams | null }[], repeat: number, quick: boolean): Point[][] {
   const gt = ds.groundTruth[metricOf(ds)]!;
   const half = Math.floor(ds.nq / 2);
   const res = new Int32Array(ds.nq * K);
-  const untrained: Point[] = [];
-  const learned: Point[] = [];
+  const out: Point[][] = variants.map(() => []);
   for (const g of grid(idx.stats().nlist, quick)) {
-    for (const which of ['untrained', 'learned'] as const) {
-      if (which === 'learned') idx.setSearchParams(learnt);
+    variants.forEach((v, vi) => {
+      if (v.params) idx.setSearchParams(v.params);
       else idx.resetSearchParams();
       for (let i = 0; i < 30; i++) idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k: K, ...g }); // warm
       let tq = 0, eq = 0;
@@ -115,14 +115,12 @@ function sweep(idx: VectorIndex, ds: Dataset, learnt: FilterParams, repeat: numb
         tq = Math.max(tq, pass(idx, ds, 0, half, g.nprobe, g.kFactor, res));
         eq = Math.max(eq, pass(idx, ds, half, ds.nq, g.nprobe, g.kFactor, res));
       }
-      const p: Point = { ...g, tune: { recall: recall(res, gt, ds.gtK, 0, half), qps: tq }, eval: { recall: recall(res, gt, ds.gtK, half, ds.nq), qps: eq } };
-      (which === 'learned' ? learned : untrained).push(p);
-    }
+      out[vi].push({ ...g, tune: { recall: recall(res, gt, ds.gtK, 0, half), qps: tq }, eval: { recall: recall(res, gt, ds.gtK, half, ds.nq), qps: eq } });
+    });
     process.stderr.write('.');
   }
   process.stderr.write('\n');
-  idx.setSearchParams(learnt);
-  return { untrained, learned };
+  return out;
 }
 
 /** Operating point for a target: the highest tuning-half QPS among points reaching it on the tuning half. */
@@ -241,8 +239,15 @@ async function main() {
     // install: 'always' so the comparison is made even when the validation split would have kept
     // the untrained params (the default install rule); the report shows that verdict.
     const learntParams = idx.getParams('search')!;
+    // HAKES exactly (no learned probe, learnProbe: false) for comparison, on the same index.
+    t = performance.now();
+    const hakesRep = await idx.learn({ threads: 2, install: 'always', learnProbe: false });
+    const hakesS = (performance.now() - t) / 1000;
+    const hakesParams = idx.getParams('search')!;
 
-    const { untrained, learned } = sweep(idx, ds, learntParams, args.repeat, args.quick);
+    const [untrained, learned, hakes] = sweep(idx, ds, [{ name: 'untrained', params: null }, { name: 'learned', params: learntParams }, { name: 'hakes', params: hakesParams }], args.repeat, args.quick);
+    idx.setSearchParams(learntParams);
+    const hakesRows = TARGETS.map((target) => ({ target, u: pick(untrained, target), l: pick(hakes, target), fu: frontierQps(untrained, target), fl: frontierQps(hakes, target) }));
     const rows = TARGETS.map((target) => {
       const u = pick(untrained, target), l = pick(learned, target);
       const fu = frontierQps(untrained, target), fl = frontierQps(learned, target);
@@ -251,7 +256,7 @@ async function main() {
     const cm = costMatched(untrained, learned);
     const cmRows = TARGETS.map((target) => ({ target, u: pick(cm.untrained, target), l: pick(cm.learned, target) }));
     const load1 = os.loadavg();
-    const json = { costMatched: cmRows, dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, untrained, learned };
+    const json = { costMatched: cmRows, dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, hakesOnly: { seconds: hakesS, report: hakesRep }, untrained, learned, hakes };
 
     let mixedMd = '';
     if (name === args.mixedDataset && args.mixedSeconds > 0) {
@@ -290,7 +295,7 @@ async function main() {
       `- Date: ${started.toISOString()}; machine: nproc ${os.cpus().length}, ${os.cpus()[0]?.model ?? ''}, ${fmt(os.totalmem() / 2 ** 30)} GiB RAM; node ${process.version}`,
       `- Load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (2 cores shared with other work: compare the two columns, which were measured interleaved, not absolute numbers across runs).`,
       `- Data: n = ${fmt(ds.n)}, d = ${ds.dim}, metric ${metric}, k = 10. Index: defaults (nlist ${st.nlist}, reducedDim ${st.reducedDim}, float32 storage), built in ${buildS.toFixed(1)} s.`,
-      `- Training (\`VectorIndex.learn()\` defaults, 2 threads): ${fmt(rep.trainQueries)} training + ${fmt(rep.validationQueries)} validation queries sampled from the **indexed vectors**, ${rep.neighbors} neighbours each, batch 512, 1 epoch per learning rate, rates {1e-5, 1e-4, 1e-3} → chose ${rep.learningRate} on the validation split (loss ${rep.validationLossBefore.toFixed(4)} → ${rep.validationLossAfter.toFixed(4)}; validation recall@10 at nprobe ${rep.validationNprobe}/kFactor ${rep.validationKFactor}: ${rep.validationRecallBefore.toFixed(4)} → ${rep.validationRecallAfter.toFixed(4)}, centroids re-centred: ${rep.recentered ? 'kept' : 'rejected by validation'}; default install rule would have ${rep.validationRecallAfter >= rep.validationRecallBefore ? 'installed' : 'kept the untrained params'}).`,
+      `- Training (\`VectorIndex.learn()\` defaults, 2 threads): ${fmt(rep.trainQueries)} training + ${fmt(rep.validationQueries)} validation queries sampled from the **indexed vectors**, ${rep.neighbors} neighbours each, batch 512, 1 epoch per learning rate, rates {1e-5, 1e-4, 1e-3} → chose ${rep.learningRate} on the validation split (loss ${rep.validationLossBefore.toFixed(4)} → ${rep.validationLossAfter.toFixed(4)}; validation recall@10 at nprobe ${rep.validationNprobe}/kFactor ${rep.validationKFactor}: ${rep.validationRecallBefore.toFixed(4)} → ${rep.validationRecallAfter.toFixed(4)}, centroids re-centred: ${rep.recentered ? 'kept' : 'rejected by validation'}; learned probe (extension beyond HAKES, \`learnProbe\`): ${rep.probeLearned ? `kept, validation recall ${rep.validationRecallProbe.toFixed(4)}` : 'rejected by validation'}; default install rule would have ${rep.validationRecallAfter >= rep.validationRecallBefore ? 'installed' : 'kept the untrained params'}).`,
       `- Training time **${learnS.toFixed(1)} s** (${(learnS / (ds.n / 1e5)).toFixed(1)} s per 100k vectors; neighbour search ${rep.secondsSamples.toFixed(1)} s, optimisation ${rep.secondsTrain.toFixed(1)} s, re-centring + validation ${rep.secondsRecenter.toFixed(1)} s). Memory: working set ${fmt(rep.workingSetBytes / 2 ** 20, 1)} MiB (samples + optimiser state); process RSS ${fmt(rss0 / 2 ** 20)} MiB before, peak ${fmt(peak / 2 ** 20)} MiB during (+${fmt((peak - rss0) / 2 ** 20)} MiB).`,
       `- Evaluation: the dataset's ${ds.nq} queries, never seen by training. Grid of nprobe × kFactor, each point timed ${args.repeat}× per parameter set (untrained and learned back to back on the same index), fastest kept; QPS = queries per CPU-second of one thread (\`search()\` on the JS thread). First ${Math.floor(ds.nq / 2)} queries pick the operating point, the last ${ds.nq - Math.floor(ds.nq / 2)} are reported.`,
       '',
@@ -303,6 +308,12 @@ async function main() {
         return `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${q === null ? '—' : q.toFixed(2) + '×'} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`;
       }),
       '',
+      `### HAKES exactly (\`learnProbe: false\`: transform + codebooks, centroids re-centred or kept by validation; learned in ${hakesS.toFixed(1)} s, validation recall ${hakesRep.validationRecallBefore.toFixed(4)} → ${hakesRep.validationRecallAfter.toFixed(4)})`,
+      '',
+      '| target | untrained: QPS [recall, params] | HAKES-only: QPS [recall, params] | HAKES-only / untrained | frontier QPS at target |',
+      '|---|---|---|---|---|',
+      ...hakesRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`),
+      '',
       '### Cost-matched (same QPS for a grid point with either parameter set: the geometric mean of its two measurements)',
       '',
       '| target | untrained: QPS [recall, params] | learned: QPS [recall, params] | learned / untrained |',
@@ -313,9 +324,9 @@ async function main() {
       '',
       '## Sweep (evaluation half)',
       '',
-      '| nprobe | kFactor | untrained recall | untrained QPS | learned recall | learned QPS |',
-      '|---|---|---|---|---|---|',
-      ...untrained.map((u, i) => `| ${u.nprobe} | ${u.kFactor} | ${u.eval.recall.toFixed(4)} | ${fmt(u.eval.qps)} | ${learned[i].eval.recall.toFixed(4)} | ${fmt(learned[i].eval.qps)} |`),
+      '| nprobe | kFactor | untrained recall | untrained QPS | learned recall | learned QPS | HAKES-only recall | HAKES-only QPS |',
+      '|---|---|---|---|---|---|---|---|',
+      ...untrained.map((u, i) => `| ${u.nprobe} | ${u.kFactor} | ${u.eval.recall.toFixed(4)} | ${fmt(u.eval.qps)} | ${learned[i].eval.recall.toFixed(4)} | ${fmt(learned[i].eval.qps)} | ${hakes[i].eval.recall.toFixed(4)} | ${fmt(hakes[i].eval.qps)} |`),
       '',
       '## Training log',
       '',

@@ -12,5 +12,5 @@ await idx.add(new BigInt64Array(ds.n).map((_, i) => BigInt(i)), ds.base);
 for (const v of variants.length ? variants : ['{}']) {
   const t = performance.now();
   const r = await idx.learn({ ...JSON.parse(v), install: false });
-  console.log(v, `lr=${r.learningRate} loss ${r.validationLossBefore.toFixed(4)}->${r.validationLossAfter.toFixed(4)} recall ${r.validationRecallBefore.toFixed(4)}->${r.validationRecallAfter.toFixed(4)} (no recenter ${r.validationRecallWithoutRecenter.toFixed(4)}) ${((performance.now() - t) / 1000).toFixed(1)}s`);
+  console.log(v, `lr=${r.learningRate} loss ${r.validationLossBefore.toFixed(4)}->${r.validationLossAfter.toFixed(4)} recall ${r.validationRecallBefore.toFixed(4)}->${r.validationRecallAfter.toFixed(4)} (no recenter ${r.validationRecallWithoutRecenter.toFixed(4)}; probe ${r.probeLearned} ${r.validationRecallProbe.toFixed(4)} loss ${r.probeLossBefore.toFixed(4)}->${r.probeLossAfter.toFixed(4)} lr ${r.probeLearningRate}) ${((performance.now() - t) / 1000).toFixed(1)}s`);
 }

@@ -476,6 +476,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     if (c.lrs.empty()) throw Napi::RangeError::New(env, "learningRates must not be empty");
     c.recenter = o.Get("recenter").ToBoolean();
     c.learn_transform = o.Get("learnTransform").ToBoolean();
+    c.learn_probe = o.Get("learnProbe").ToBoolean();
     auto inst = o.Get("install");
     c.install = inst.IsString() && inst.As<Napi::String>().Utf8Value() == "always" ? learn::LearnConfig::ALWAYS
                 : inst.ToBoolean()                                                  ? learn::LearnConfig::IF_BETTER
@@ -544,6 +545,11 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
           o.Set("validationNprobe", double(r.val_nprobe));
           o.Set("validationKFactor", double(r.val_kfactor));
           o.Set("recentered", r.recentered);
+          o.Set("probeLearned", r.probe_learned);
+          o.Set("validationRecallProbe", r.val_recall_probe);
+          o.Set("probeLossBefore", r.probe_loss_before);
+          o.Set("probeLossAfter", r.probe_loss_after);
+          o.Set("probeLearningRate", r.probe_lr);
           o.Set("installed", r.installed);
           o.Set("secondsSamples", r.seconds_samples);
           o.Set("secondsTrain", r.seconds_train);

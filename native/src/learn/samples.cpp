@@ -45,7 +45,7 @@ Batch Samples::batch(const size_t* which, size_t B, std::vector<float>& Qbuf, st
 }
 
 size_t Samples::bytes() const {
-  return qid.size() * 4 + row_id.size() * 4 + nbr.size() * 4 + orig.size() * 4 + Y.size() * 4 + codes.size() + mean.size() * 4;
+  return qid.size() * 4 + row_id.size() * 8 + nbr.size() * 4 + orig.size() * 4 + Y.size() * 4 + codes.size() + mean.size() * 4;
 }
 
 Samples collect_samples(const VectorIndex& idx, const SampleConfig& cfg, const LearnProgress& progress) {
@@ -144,6 +144,7 @@ Samples collect_samples(const VectorIndex& idx, const SampleConfig& cfg, const L
   // Their stored codes, read back from the lists (never re-encoded: insert params stay).
   S.codes.assign(S.rows * m, 0);
   std::vector<uint8_t> found(S.rows, 0);
+  S.row_list.assign(S.rows, 0);
   const size_t bb = block_bytes(m);
   for (size_t l = 0; l < st->lists->nlist(); l++) {
     const InvList& L = st->lists->list(l);
@@ -155,6 +156,7 @@ Samples collect_samples(const VectorIndex& idx, const SampleConfig& cfg, const L
       uint8_t* c = &S.codes[size_t(rowof[id]) * m];
       for (size_t j = 0; j < m; j++) c[j] = get_code(blk, i % 32, j);
       found[rowof[id]] = 1;
+      S.row_list[rowof[id]] = uint32_t(l);
     }
   }
   for (size_t r = 0; r < S.rows; r++)

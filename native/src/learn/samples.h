@@ -39,6 +39,7 @@ struct Samples {
   std::vector<float> Y;                // rows x dr: insert-transformed neighbours
   std::vector<uint8_t> codes;          // rows x m: their stored codes
   std::vector<uint32_t> row_id;        // rows: internal id of each neighbour row
+  std::vector<uint32_t> row_list;      // rows: the IVF list each neighbour is stored in
   size_t rows = 0;
 
   // Writes queries which[0..B) (indices into qid) as B x d float rows, centred if needed.

@@ -11,6 +11,7 @@
 #include "../index/vector_index.h"
 #include "../utils/rng.h"
 #include "adamw.h"
+#include "probe.h"
 #include "recenter.h"
 
 namespace winnow::learn {
@@ -192,6 +193,41 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
       R.val_recall_after = rr;
       R.recentered = true;
       P = Pr;
+    }
+  }
+  if (cfg.learn_probe && R.lr > 0) {
+    // Extension (probe.h): probing centroids trained on where the samples' neighbours live,
+    // starting from the centroids chosen above; kept only if validation recall improves.
+    double best_pl = 0;
+    std::vector<double> bestCent;
+    for (size_t li = 0; li < cfg.lrs.size(); li++) {
+      std::vector<double> cent(P->centroids.begin(), P->centroids.end());
+      ProbeConfig pc;
+      pc.batch = cfg.batch;
+      pc.epochs = cfg.epochs;
+      pc.nthreads = nth;
+      pc.lr = cfg.lrs[li];
+      pc.weight_decay = cfg.weight_decay;
+      pc.warmup_fraction = cfg.warmup_fraction;
+      pc.seed = cfg.seed;
+      auto [b, a] = learn_probe(S, train, val, bestA.data(), ins->nlist, cent, pc);
+      if (progress) progress("probe lr=" + std::to_string(cfg.lrs[li]), li + 1, cfg.lrs.size(), a);
+      R.probe_loss_before = b;
+      if (bestCent.empty() || a < best_pl) {
+        best_pl = a;
+        bestCent = cent;
+        R.probe_lr = cfg.lrs[li];
+      }
+    }
+    R.probe_loss_after = best_pl;
+    auto Pp = std::make_shared<Params>(*P);
+    for (size_t i = 0; i < bestCent.size(); i++) Pp->centroids[i] = float(bestCent[i]);
+    R.val_recall_probe = val_recall(idx, S, vr, *Pp, R.val_nprobe, R.val_kfactor, nth);
+    if (progress) progress("validate probe", 1, 1, R.val_recall_probe);
+    if (R.val_recall_probe > R.val_recall_after) {
+      R.val_recall_after = R.val_recall_probe;
+      R.probe_learned = true;
+      P = Pp;
     }
   }
   R.seconds_recenter = seconds_since(t_rc);

@@ -29,6 +29,7 @@ struct LearnConfig {
   double temperature_scale = 1;                  // softmax temperature = this x mean neighbour-similarity std
   bool learn_transform = true;                   // false: only the PQ codebooks are learnt
   bool recenter = true;
+  bool learn_probe = true;                       // extension beyond HAKES: learn probing centroids (probe.h)
   enum Install { NEVER, IF_BETTER, ALWAYS } install = IF_BETTER;  // IF_BETTER: validation must not regress
   size_t nthreads = 2;
   uint64_t seed = 1;
@@ -49,6 +50,8 @@ struct LearnReport {
   double val_recall_before = 0, val_recall_after = 0, val_recall_no_recenter = 0;
   size_t val_nprobe = 0, val_kfactor = 0;
   bool recentered = false, installed = false;
+  bool probe_learned = false;
+  double val_recall_probe = 0, probe_loss_before = 0, probe_loss_after = 0, probe_lr = 0;
   double seconds_samples = 0, seconds_train = 0, seconds_recenter = 0, seconds_total = 0;
   size_t bytes = 0;  // training working set (samples + optimiser state)
 };
