@@ -6,7 +6,8 @@
 // the IndexManager (its own connection, a REPEATABLE READ scan: other sessions keep reading and writing).
 import type { SessionContext } from '../server/session.ts';
 import { CommandComplete, ErrorResponse, NoticeResponse, type ErrorFields } from '../server/protocol/messages.ts';
-import type { IndexManager, IndexMeta } from '../sync/index-manager.ts';
+import type { IndexManager, IndexMeta, LiveIndex } from '../sync/index-manager.ts';
+import { learnLiveIndex } from './planner/learn.ts';
 import { INCLUDE_TYPES, type IncludeColumn } from '../sync/include-store.ts';
 import type { Metric } from '../native/index.ts';
 import { quoteIdent, quoteLiteral } from './quote.ts';
@@ -30,6 +31,32 @@ function intOption(d: Node): number | null {
   if (a?.Integer) return a.Integer.ival ?? 0;
   if (a?.String && /^\d+$/.test(a.String.sval)) return Number(a.String.sval);
   return null;
+}
+
+/** `learn = on|off|true|false|1|0` (Postgres's spellings of a boolean reloption); null when it is none of them. */
+function boolOption(d: Node): boolean | null {
+  const a = d.arg;
+  if (a === undefined) return true; // WITH (learn)
+  if (a.Integer) return a.Integer.ival === 1 ? true : (a.Integer.ival ?? 0) === 0 ? false : null;
+  const t = String(a.String?.sval ?? a.Boolean?.boolval ?? '').toLowerCase();
+  return ['on', 'true', 'yes', '1', 't'].includes(t) ? true : ['off', 'false', 'no', '0', 'f'].includes(t) ? false : null;
+}
+
+/** The NOTICEs of `WITH (learn = on)` after a build: learning runs once the index is trained. */
+async function learnAfterBuild(li: LiveIndex): Promise<Buffer[]> {
+  const name = li.meta.name;
+  const notice = (message: string) => NoticeResponse({ severity: 'NOTICE', code: '00000', message });
+  if (!li.index.isTrained) return [notice(`winnow: index "${name}" is exact (untrained) for now; run SELECT winnow.learn('${name}') once it has trained on growth`)];
+  const out = [notice(`winnow: learning search parameters of index "${name}" (learn = on)`)];
+  try {
+    const rep = await learnLiveIndex(li, {}, () => {});
+    out.push(notice(rep.installed
+      ? `winnow: index "${name}" searches with learnt parameters (validation recall@10 ${rep.validationRecallBefore.toFixed(4)} -> ${rep.validationRecallAfter.toFixed(4)}, ${rep.secondsTotal.toFixed(1)} s)`
+      : `winnow: learnt parameters of index "${name}" were not installed: no better on the validation split`));
+  } catch (e) {
+    out.push(notice(`winnow: learning skipped for index "${name}": ${(e as Error).message}`));
+  }
+  return out;
 }
 
 /** Runs CREATE INDEX … USING winnow|hnsw|ivfflat; returns the frames answering the client. */
@@ -62,8 +89,14 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
   const given: Record<string, number> = {};
   for (const o of s.options ?? []) {
     const d = o.DefElem;
-    const v = intOption(d);
     const name = String(d.defname).toLowerCase();
+    if (method === 'winnow' && name === 'learn') {
+      const b = boolOption(d);
+      if (b === null) return [err('22023', `invalid value for boolean option "learn": ${String(d.arg?.String?.sval ?? d.arg?.Integer?.ival ?? '')}`)];
+      options.learn = b;
+      continue;
+    }
+    const v = intOption(d);
     const allowed = method === 'hnsw' ? ['m', 'ef_construction'] : method === 'ivfflat' ? ['lists'] : ['nlist', 'reduced_dim'];
     if (!allowed.includes(name)) return [err('22023', `unrecognized parameter "${d.defname}"`)];
     if (v === null || v <= 0) return [err('22023', `invalid value for parameter "${d.defname}"`)];
@@ -136,9 +169,10 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
     return [ErrorResponse(ins.error)];
   }
   const notices: Buffer[] = [];
+  let built: LiveIndex;
   try {
     let lastPct = -1;
-    await db.build(meta, (p) => {
+    built = await db.build(meta, (p) => {
       const pct = p.total ? Math.floor((100 * p.done) / p.total / 25) * 25 : 100;
       if (p.phase === 'scanning table' && pct !== lastPct) {
         lastPct = pct;
@@ -152,6 +186,7 @@ export async function createWinnowIndex(ctx: SessionContext, mgr: IndexManager, 
     await ctx.query(`DROP INDEX IF EXISTS ${quoteIdent(schema)}.${quoteIdent(name)}`);
     return [err('XX000', `building Winnow index "${name}" failed: ${(e as Error).message}`)];
   }
+  if (options.learn) notices.push(...(await learnAfterBuild(built)));
   return [...notices, CommandComplete('CREATE INDEX')];
 }
 
@@ -213,5 +248,6 @@ export async function reindexWinnowIndex(ctx: SessionContext, mgr: IndexManager,
   if (r.error) return [ErrorResponse(r.error)];
   const db = await mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
   await db.rebuild(t.schema, t.name);
-  return [CommandComplete('REINDEX')];
+  const li = db.indexes.get(db.key(t.schema, t.name));
+  return [...(li?.meta.options.learn ? await learnAfterBuild(li) : []), CommandComplete('REINDEX')];
 }

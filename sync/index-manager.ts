@@ -40,7 +40,8 @@ export interface IndexMeta {
   keyColumn: string;
   metric: Metric;
   accessMethod: string;
-  options: { nlist?: number; reducedDim?: number };
+  /** learn: run winnow.learn() after each build of the index (`WITH (learn = on)`). */
+  options: { nlist?: number; reducedDim?: number; learn?: boolean };
   dim: number;
   /** INCLUDE columns, mirrored in LiveIndex.includes (absent or empty: none). */
   include?: IncludeColumn[];

@@ -20,6 +20,7 @@ import { RANGE_FIRST_K, rangeSearch } from './threshold.ts';
 import { SqlPreparedStatements } from './sql-prepared.ts';
 import type { Metric } from '../../native/index.ts';
 import { simpleIndexOnlyAnswer } from './index-only.ts';
+import { isLearnCall, runLearn } from './learn.ts';
 import { explainLines, selectStart, type PlanInfo } from './explain.ts';
 import { PreparedKnnStatements } from './prepared.ts';
 import { plannerStats } from './search.ts';
@@ -81,6 +82,7 @@ export class PlannerSession implements StatementHandler {
       case 'CopyStmt':
         return !isWinnowIndexStmt(n);
       case 'SelectStmt': {
+        if (isLearnCall(n)) return false; // SELECT winnow.learn(…): handleQuery runs it
         try {
           const pat = recognizeKnn(q.text, n, st.location, st.length);
           if (pat) return !!pat.limitParam;
@@ -146,6 +148,8 @@ export class PlannerSession implements StatementHandler {
         const t = await winnowIndexNamed(ctx, this.mgr, (st.stmt as Node).ReindexStmt.relation);
         if (t) return { respond: await reindexWinnowIndex(ctx, this.mgr, q.text, t) };
       }
+      const learn = st.kind === 'SelectStmt' ? isLearnCall(st.stmt) : null;
+      if (learn) return { respond: await runLearn(ctx, this.mgr, learn) };
       if (st.kind === 'ExecuteStmt' || st.kind === 'SelectStmt') {
         let planned: string | null = null;
         try {
