@@ -168,6 +168,13 @@ test('prepared statements with WHERE are planned at Bind (pre/post through the s
       expect(got.rows.map((r) => String(r[0]))).toEqual(exact.rows.map((r) => r.id));
     }
   }
+  // pgvector's iterative-scan settings are accepted; Winnow's filtered searches are complete anyway.
+  for (const mode of ['off', 'relaxed_order', 'strict_order']) {
+    await c.query(`SET hnsw.iterative_scan = ${mode}`);
+    const r = await c.query({ name: 'f0', text: cases[0].text, values: cases[0].values(randomVector(DIM, rnd).pgv) });
+    expect(r.rows.length).toBe(10);
+  }
+  await c.query('RESET hnsw.iterative_scan');
   // Filtered searches answered with no Postgres round trip for the ids: the INCLUDE column case.
   const { filterStats } = await import('../../sql/planner/filter.ts');
   const pre = filterStats.preFilterQueries + filterStats.postCheckQueries;
