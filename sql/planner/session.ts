@@ -8,7 +8,7 @@
 import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../../server/session.ts';
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
-import { parseUncached, type ParseResult } from '../parse.ts';
+import { parseStatement, parseUncached, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
 import { quoteLiteral } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
@@ -99,7 +99,9 @@ export class PlannerSession implements StatementHandler {
   }
 
   onQuery(ctx: SessionContext, q: { text: string; parsed: ParseResult; frame: Buffer }): FrontendAction | Promise<FrontendAction> {
-    this.visibility.note(q.parsed);
+    const only = q.parsed.ok && q.parsed.statements.length === 1 ? q.parsed.statements[0] : null;
+    const executed = only?.kind === 'ExecuteStmt' ? this.sqlPrepared.queryOf((only.stmt as Node).ExecuteStmt.name) : null;
+    this.visibility.note(q.parsed, executed === null ? null : parseStatement(executed));
     if (q.parsed.ok && q.parsed.statements.some((s) => s.kind === 'PrepareStmt' || s.kind === 'DeallocateStmt' || s.kind === 'DiscardStmt')) {
       this.sqlPrepared.note(q.text, q.parsed.statements);
     }

@@ -61,6 +61,11 @@ export class SqlPreparedStatements {
     return this.byName.has(name);
   }
 
+  /** The prepared SELECT's text (with its $n), or null when the name is not known. */
+  queryOf(name: string): string | null {
+    return this.byName.get(name)?.query ?? null;
+  }
+
   isConfirmed(name: string): boolean {
     return this.byName.get(name)?.confirmed ?? false;
   }

@@ -37,6 +37,9 @@ const DATA_ONLY_KINDS = new Set(['InsertStmt', 'UpdateStmt', 'DeleteStmt', 'Copy
 /** Bumped by every DDL statement (GRANT/REVOKE, policies, …) through any Winnow session: all cached facts are stale. */
 let privilegeEpoch = 0;
 
+/** Round trips made to read the LSN and the facts (tests: a read-only session makes none after its first). */
+export const visibilityStats = { lookups: 0 };
+
 /** The current DDL epoch (caches of catalog facts compare it with the one they were read at). */
 export const ddlEpoch = (): number => privilegeEpoch;
 
@@ -76,9 +79,14 @@ export class SessionVisibility {
   /** SET ROLE / SET SESSION AUTHORIZATION ran: the login role is not the one Postgres checks. */
   roleChanged = false;
 
-  /** Every statement the session runs (simple Query, and Bind of a prepared statement). */
-  note(parsed: ParseResult): void {
+  /**
+   * Every statement the session runs (simple Query, and Bind of a prepared statement). For a lone
+   * `EXECUTE name(args)`, `prepared` is the statement the name stands for, when the session knows it.
+   */
+  note(parsed: ParseResult, prepared?: ParseResult | null): void {
     if (isPlainRead(parsed)) return;
+    if (prepared && isPlainRead(prepared) && parsed.ok && parsed.statements.length === 1 && parsed.statements[0].kind === 'ExecuteStmt'
+      && !hasCallOrLock((parsed.statements[0].stmt as Node).ExecuteStmt?.params)) return;
     this.unsynced = true;
     if (!parsed.ok) {
       privilegeEpoch++;
@@ -118,6 +126,7 @@ export class SessionVisibility {
     const cached = this.facts.get(key);
     const t0 = performance.now();
     if (cached && !this.unsynced && performance.now() - cached.at < FACTS_TTL_MS) return { ...cached, waitedMs: 0 };
+    visibilityStats.lookups++;
     const rel = quoteLiteral((schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table));
     const r = await ctx.query(`SELECT pg_current_wal_lsn()::text, c.oid::bigint, c.relrowsecurity::text, has_table_privilege(c.oid, 'SELECT')::text
       FROM (SELECT to_regclass(${rel}) AS oid) o LEFT JOIN pg_catalog.pg_class c ON c.oid = o.oid`);
@@ -152,6 +161,7 @@ export class SessionVisibility {
     const cached = this.facts.get(key);
     const t0 = performance.now();
     if (cached && !this.unsynced && performance.now() - cached.at < FACTS_TTL_MS) return { ...cached, waitedMs: 0 };
+    visibilityStats.lookups++;
     const { lsn, rls, canSelect } = await db.currentLsnAndRls(li.meta.relid, role);
     await db.waitFor(lsn);
     this.unsynced = false;

@@ -223,3 +223,25 @@ test('simple-protocol queries are answered from the index alone with the bytes P
     expect(fast.rowCount).toBe(7);
   }
 });
+
+test('a session that only reads makes no read-your-writes round trip; EXECUTE of a prepared SELECT is a read, of an INSERT a write', async () => {
+  const { visibilityStats } = await import('../../sql/planner/visibility.ts');
+  const q = randomVector(DIM, prng(12)).pgv;
+  await c.query(`PREPARE nn(vector) AS SELECT id FROM items ORDER BY v <=> $1 LIMIT 3`);
+  await c.query(`PREPARE ins(bigint, vector) AS INSERT INTO items VALUES ($1, 1, $2)`);
+  const round = async () => {
+    await c.query(`EXECUTE nn('${q}')`);
+    await c.query({ name: 'knn', text: KNN, values: [q] });
+    await c.query(`SELECT id FROM items ORDER BY v <=> '${q}' LIMIT 2`);
+  };
+  await round(); // each path reads the facts once (they are then fresh for FACTS_TTL_MS)
+  const before = visibilityStats.lookups;
+  for (let i = 0; i < 5; i++) await round();
+  expect(visibilityStats.lookups).toBe(before);
+  await c.query(`EXECUTE ins(900777, '${q}')`);
+  expect((await c.query(`EXECUTE nn('${q}')`)).rows[0].id).toBe('900777');
+  expect(visibilityStats.lookups).toBe(before + 1);
+  await c.query('DELETE FROM items WHERE id = 900777');
+  await c.query('DEALLOCATE nn');
+  await c.query('DEALLOCATE ins');
+});
