@@ -174,6 +174,8 @@ export class Session implements SessionContext {
   private hookErrors: { marker: Buffer; error: Buffer }[] = [];
   private hookErrorSeq = 0;
   private skippingToSync = false;
+  /** Answers Winnow produces during pump(), written together when it returns. */
+  private clientBatch: Buffer[] | null = null;
   private readonly framer: Framer;
   private backend: Backend | null = null;
   private handler: StatementHandler | undefined;
@@ -278,6 +280,12 @@ export class Session implements SessionContext {
     const h = this.handler?.onBackendMessage;
     if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, splitFrames(data));
     if (this.ended || frames.length === 0) return;
+    if (this.clientBatch !== null) {
+      // Answered by Winnow while a batch of client messages is being processed: sent with the rest of
+      // the batch's answers in one write at the end (pump), not one syscall per message.
+      for (const f of frames) this.clientBatch.push(f);
+      return;
+    }
     const ok = writeFrames(this.client, frames);
     if (!ok) this.backend?.socket.pause(); // resumed on the client's 'drain'
   }
@@ -361,10 +369,14 @@ export class Session implements SessionContext {
     if (this.blocked || this.ended || this.phase === 'connecting') return;
     const out: Buffer[] = [];
     this.pumpOut = out;
+    const batch: Buffer[] = [];
+    this.clientBatch = batch;
     try {
       this.pumpLoop(out);
     } finally {
       this.pumpOut = null;
+      this.clientBatch = null;
+      if (batch.length && !this.ended && !writeFrames(this.client, batch)) this.backend?.socket.pause();
     }
   }
 
@@ -568,10 +580,19 @@ export class Session implements SessionContext {
 
   // ------------------------------------------------------------ shutdown
 
+  /** Answers already produced in this pump go out before whatever ends the session. */
+  private flushClientBatch(): void {
+    const b = this.clientBatch;
+    if (b && b.length) {
+      writeFrames(this.client, b.splice(0));
+    }
+  }
+
   /** Sends a FATAL ErrorResponse (where the protocol allows) and closes both sides. */
   fatal(code: string, message: string): void {
     if (this.ended) return;
     try {
+      this.flushClientBatch();
       this.client.write(ErrorResponse({ severity: 'FATAL', code, message }));
     } catch {
       /* socket already gone */
@@ -599,6 +620,11 @@ export class Session implements SessionContext {
   /** Closes both sides exactly once. */
   end(): void {
     if (this.ended) return;
+    try {
+      this.flushClientBatch();
+    } catch {
+      /* socket already gone */
+    }
     this.ended = true;
     this.phase = 'closed';
     this.backend?.terminate();
