@@ -8,7 +8,7 @@
 //      every row (read-your-writes: SHOW winnow.index_status waits for it), until train on growth has
 //      trained it, and until the background rebuild with nlist from the table size is swapped in.
 // Then recall@10 of both indexes through Winnow against the exact answer (computed here) on 50 queries.
-// Data: synthetic 100-d embeddings (seeded, see synthetic()); WINNOW_BULK_DATA=glove-100 (or another
+// Data: synthetic 100-d embeddings (seeded, bench/lib/large-datasets.ts latentMixture()); WINNOW_BULK_DATA=glove-100 (or another
 // dataset under ../shared/data) uses real vectors, but the shared glove-100 has only 50,000 rows.
 // Writes bench/results/bulk-load.md (WINNOW_BULK_WRITE=0: print only).
 import { spawn } from 'node:child_process';
@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import postgres from 'postgres';
 import { loadDataset } from './lib/datasets.ts';
-import { seededRandom } from '../test/support/random.ts';
+import { latentMixture } from './lib/large-datasets.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const N = Number(process.env.WINNOW_BULK_N ?? 1_000_000);
@@ -30,36 +30,7 @@ const out: string[] = [];
 const say = (s: string) => { console.log(s); out.push(s); };
 const load = () => loadavg().map((x) => x.toFixed(1)).join(' ');
 
-/**
- * Synthetic embeddings with a low intrinsic dimension, as real ones have: a 1,000-centre Gaussian
- * mixture in a 16-d latent space, mapped to `dim` dimensions by a fixed random linear map, plus a
- * little isotropic noise (pure high-dimensional Gaussian noise would make every neighbour of a point
- * almost equally far, which no approximate index handles and no embedding model produces).
- */
-function synthetic(n: number, dim: number): { base: Float32Array; queries: Float32Array } {
-  const rnd = seededRandom(2024);
-  const gauss = () => Math.sqrt(-2 * Math.log(rnd() || 1e-12)) * Math.cos(2 * Math.PI * rnd());
-  const L = 16;
-  const map = Float32Array.from({ length: dim * L }, () => gauss() / Math.sqrt(L));
-  const centres = Array.from({ length: 1000 }, () => Float32Array.from({ length: L }, () => 3 * gauss()));
-  const z = new Float32Array(L);
-  const make = (m: number) => {
-    const a = new Float32Array(m * dim);
-    for (let i = 0; i < m; i++) {
-      const c = centres[Math.floor(rnd() * centres.length)];
-      for (let j = 0; j < L; j++) z[j] = c[j] + gauss();
-      for (let d = 0; d < dim; d++) {
-        let x = 0.05 * gauss();
-        for (let j = 0; j < L; j++) x += map[d * L + j] * z[j];
-        a[i * dim + d] = x;
-      }
-    }
-    return a;
-  };
-  return { base: make(n), queries: make(50) };
-}
-
-const ds = DATA === 'synthetic' ? { dim: 100, ...synthetic(N, 100) } : (() => { const d = loadDataset(DATA, { limit: N }); return { dim: d.dim, base: d.base, queries: d.queries }; })();
+const ds = DATA === 'synthetic' ? { dim: 100, ...latentMixture(N, 100, 50) } : (() => { const d = loadDataset(DATA, { limit: N }); return { dim: d.dim, base: d.base, queries: d.queries }; })();
 const DIM = ds.dim;
 if (ds.base.length / DIM < N) throw new Error(`${DATA} has only ${ds.base.length / DIM} rows`);
 
