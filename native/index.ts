@@ -61,6 +61,14 @@ interface Addon {
     Y: Float32Array,
     codes: Uint8Array,
   ): { loss: number; term1: number; term2: number; gA: Float64Array; gC: Float64Array };
+  probeLoss(
+    shape: { d: number; dr: number; K: number; ip: boolean; tau: number },
+    A: Float64Array,
+    C: Float64Array,
+    Q: Float32Array,
+    orig: Float32Array,
+    lists: Uint32Array,
+  ): { loss: number; gC: Float64Array };
 }
 
 // WINNOW_NATIVE_ADDON points at an alternative build (native/scripts/sanitize.sh uses it
@@ -401,4 +409,5 @@ export const testing = {
   floatToHalf: addon.floatToHalf,
   kernelInfo: addon.kernelInfo,
   klLoss: addon.klLoss,
+  probeLoss: addon.probeLoss,
 };

@@ -52,6 +52,31 @@ describe('learned search parameters', () => {
     });
   }
 
+  for (const ip of [false, true]) {
+    it(`learned-probe loss gradients match central finite differences (${ip ? 'inner product' : 'negative squared L2'})`, () => {
+      const r = rng(ip ? 31 : 32);
+      const d = 10, dr = 6, K = 5, B = 4, nlist = 7;
+      const g = (s: number) => gaussian(r) * s;
+      const shape = { d, dr, K, ip, tau: 0.6 };
+      const A = new Float64Array(dr * d).map(() => g(0.3));
+      const C = new Float64Array(nlist * dr).map(() => g(0.7));
+      const Q = new Float32Array(B * d).map(() => g(1));
+      const orig = new Float32Array(B * K).map(() => g(1));
+      const lists = new Uint32Array(B * K).map(() => Math.floor(r() * nlist));
+      const base = testing.probeLoss(shape, A, C, Q, orig, lists);
+      expect(base.loss).toBeGreaterThan(0);
+      const h = 1e-5;
+      for (let i = 0; i < C.length; i++) {
+        const plus = C.slice(), minus = C.slice();
+        plus[i] += h;
+        minus[i] -= h;
+        const fd = (testing.probeLoss(shape, A, plus, Q, orig, lists).loss - testing.probeLoss(shape, A, minus, Q, orig, lists).loss) / (2 * h);
+        expect(Math.abs(fd - base.gC[i])).toBeLessThan(1e-7 + 1e-5 * Math.abs(fd));
+      }
+      expect(base.gC.some((v) => v !== 0)).toBe(true);
+    });
+  }
+
   const dim = 48, n = 6000;
   const all = lowRank(n + 200 + 4000, dim, 10, 30, 5, 0.1);
   const data = all.subarray(0, n * dim);

@@ -15,6 +15,7 @@
 #include "../index/vector_index.h"
 #include "../invlists/fastscan_layout.h"
 #include "../learn/kl_loss.h"
+#include "../learn/probe.h"
 #include "../learn/trainer.h"
 #include "../utils/float16.h"
 #include "../utils/simd.h"
@@ -696,6 +697,37 @@ Napi::Value KlLoss(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// Test-only: the learned-probe loss and its gradient w.r.t. the centroids.
+// probeLoss({d, dr, K, ip, tau}, A: Float64Array, C: Float64Array (nlist x dr), Q, orig, lists: Uint32Array)
+Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto o = info[0].As<Napi::Object>();
+  learn::LossShape sh;
+  sh.d = uint_arg(o.Get("d"), "d");
+  sh.dr = uint_arg(o.Get("dr"), "dr");
+  sh.m = sh.dr / 2;
+  sh.K = uint_arg(o.Get("K"), "K");
+  sh.ip = o.Get("ip").ToBoolean();
+  sh.tau = o.Get("tau").As<Napi::Number>().DoubleValue();
+  auto A = typed<double, napi_float64_array>(info[1], "A", "Float64Array");
+  auto C = typed<double, napi_float64_array>(info[2], "C", "Float64Array");
+  auto Q = f32(info[3], "Q");
+  auto orig = f32(info[4], "orig");
+  auto lists = typed<uint32_t, napi_uint32_array>(info[5], "lists", "Uint32Array");
+  const size_t B = Q.ElementLength() / sh.d, nlist = C.ElementLength() / sh.dr;
+  if (A.ElementLength() != sh.dr * sh.d || C.ElementLength() != nlist * sh.dr || orig.ElementLength() != B * sh.K ||
+      lists.ElementLength() != B * sh.K)
+    throw Napi::RangeError::New(env, "probeLoss: bad sizes");
+  for (size_t i = 0; i < lists.ElementLength(); i++)
+    if (lists[i] >= nlist) throw Napi::RangeError::New(env, "probeLoss: list out of range");
+  auto g = Napi::Float64Array::New(env, C.ElementLength());
+  double loss = learn::probe_loss_raw(sh, A.Data(), C.Data(), nlist, Q.Data(), B, orig.Data(), lists.Data(), g.Data(), 2);
+  auto r = Napi::Object::New(env);
+  r.Set("loss", loss);
+  r.Set("gC", g);
+  return r;
+}
+
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   Napi::Function ctor = NativeIndex::Init(env);
@@ -707,6 +739,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalf));
   exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo));
   exports.Set("klLoss", Napi::Function::New(env, KlLoss));
+  exports.Set("probeLoss", Napi::Function::New(env, ProbeLoss));
   return exports;
 }
 

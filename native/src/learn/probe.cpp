@@ -9,37 +9,34 @@
 
 namespace winnow::learn {
 
-namespace {
-// Mean cross-entropy over queries which[0..B) and (when g) its gradient w.r.t. the centroids.
-double probe_loss(const Samples& S, const size_t* which, size_t B, const double* A, size_t nlist, const double* C,
-                  double* g, size_t nthreads) {
-  const size_t d = S.shape.d, dr = S.shape.dr, K = S.shape.K;
-  const double inv_tau = 1.0 / S.shape.tau;
-  std::vector<float> Q(B * d);
-  S.load_queries(which, B, Q.data());
+double probe_loss_raw(const LossShape& sh, const double* A, const double* C, size_t nlist, const float* Q, size_t B,
+                      const float* orig, const uint32_t* lists, double* g, size_t nthreads) {
+  const size_t d = sh.d, dr = sh.dr, K = sh.K;
+  const double inv_tau = 1.0 / sh.tau;
+  nthreads = std::max<size_t>(1, nthreads);
   std::vector<std::vector<double>> gt(g ? nthreads : 0, std::vector<double>(g ? nlist * dr : 0, 0.0));
   std::vector<double> lq(B);
   parallel_for(B, nthreads, [&](size_t ib, size_t ie, size_t th) {
     std::vector<double> z(dr), u(nlist), t(nlist), p(K);
     for (size_t i = ib; i < ie; i++) {
-      const float* q = &Q[i * d];
+      const float* q = Q + i * d;
       for (size_t r = 0; r < dr; r++) {
         double s = 0;
         for (size_t c = 0; c < d; c++) s += A[r * d + c] * double(q[c]);
         z[r] = s;
       }
-      const size_t qi = which[i];
+      // Target: the neighbours' softmax weights summed per list they are stored in.
       double mx = -1e300;
-      for (size_t k = 0; k < K; k++) mx = std::max(mx, double(S.orig[qi * K + k]) * inv_tau);
+      for (size_t k = 0; k < K; k++) mx = std::max(mx, double(orig[i * K + k]) * inv_tau);
       double sum = 0;
-      for (size_t k = 0; k < K; k++) sum += (p[k] = std::exp(double(S.orig[qi * K + k]) * inv_tau - mx));
+      for (size_t k = 0; k < K; k++) sum += (p[k] = std::exp(double(orig[i * K + k]) * inv_tau - mx));
       std::fill(t.begin(), t.end(), 0.0);
-      for (size_t k = 0; k < K; k++) t[S.row_list[S.nbr[qi * K + k]]] += p[k] / sum;
+      for (size_t k = 0; k < K; k++) t[lists[i * K + k]] += p[k] / sum;
       double umx = -1e300;
       for (size_t l = 0; l < nlist; l++) {
         const double* c = C + l * dr;
         double s = 0;
-        if (S.shape.ip) {
+        if (sh.ip) {
           for (size_t r = 0; r < dr; r++) s += z[r] * c[r];
         } else {
           for (size_t r = 0; r < dr; r++) s -= (z[r] - c[r]) * (z[r] - c[r]);
@@ -60,7 +57,7 @@ double probe_loss(const Samples& S, const size_t* which, size_t B, const double*
         const double du = (std::exp(u[l] - lse) - t[l]) * inv_tau / double(B);
         if (du == 0) continue;
         const double* c = C + l * dr;
-        for (size_t r = 0; r < dr; r++) gg[l * dr + r] += S.shape.ip ? du * z[r] : du * 2 * (z[r] - c[r]);
+        for (size_t r = 0; r < dr; r++) gg[l * dr + r] += sh.ip ? du * z[r] : du * 2 * (z[r] - c[r]);
       }
     }
   });
@@ -72,6 +69,22 @@ double probe_loss(const Samples& S, const size_t* which, size_t B, const double*
   double s = 0;
   for (double v : lq) s += v;
   return s / double(B);
+}
+
+namespace {
+// Mean loss over queries which[0..B) of the samples (and gradient when g).
+double probe_loss(const Samples& S, const size_t* which, size_t B, const double* A, size_t nlist, const double* C,
+                  double* g, size_t nthreads) {
+  const size_t K = S.shape.K;
+  std::vector<float> Q(B * S.shape.d), O(B * K);
+  std::vector<uint32_t> L(B * K);
+  S.load_queries(which, B, Q.data());
+  for (size_t i = 0; i < B; i++)
+    for (size_t k = 0; k < K; k++) {
+      O[i * K + k] = S.orig[which[i] * K + k];
+      L[i * K + k] = S.row_list[S.nbr[which[i] * K + k]];
+    }
+  return probe_loss_raw(S.shape, A, C, nlist, Q.data(), B, O.data(), L.data(), g, nthreads);
 }
 
 double mean_loss(const Samples& S, const std::vector<size_t>& which, const double* A, size_t nlist, const double* C,

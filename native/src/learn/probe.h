@@ -16,6 +16,12 @@ struct ProbeConfig {
   uint64_t seed = 1;
 };
 
+// The probe loss on explicit data (mean over B queries), and its gradient w.r.t. C (nlist x dr)
+// when g is non-null. Q: B x d (centred as the metric requires); orig: B x K original similarities;
+// lists: B x K list of each neighbour. Exposed for the finite-difference test.
+double probe_loss_raw(const LossShape& sh, const double* A, const double* C, size_t nlist, const float* Q, size_t B,
+                      const float* orig, const uint32_t* lists, double* g, size_t nthreads);
+
 // A: learnt transform (dr x d); centroids: nlist x dr, updated in place.
 // Returns the mean loss over `val` before and after.
 std::pair<double, double> learn_probe(const Samples& S, const std::vector<size_t>& train, const std::vector<size_t>& val,
