@@ -46,7 +46,7 @@ function boolOption(d: Node): boolean | null {
 async function learnAfterBuild(li: LiveIndex): Promise<Buffer[]> {
   const name = li.meta.name;
   const notice = (message: string) => NoticeResponse({ severity: 'NOTICE', code: '00000', message });
-  if (!li.index.isTrained) return [notice(`winnow: index "${name}" is exact (untrained) for now; run SELECT winnow.learn('${name}') once it has trained on growth`)];
+  if (!li.index.isTrained) return [notice(`winnow: index "${name}" is exact (untrained) for now; it learns its search parameters once it has trained on growth`)];
   const out = [notice(`winnow: learning search parameters of index "${name}" (learn = on)`)];
   try {
     const rep = await learnLiveIndex(li, {}, () => {});

@@ -94,6 +94,8 @@ export class LiveIndex {
   includes: IncludeStore | null;
   /** Rows the index held when it was trained (0: untrained). */
   trainedRows = 0;
+  /** The last learning run after training (`learn = on`), for status and tests. */
+  lastLearn: { installed: boolean; at: number } | null = null;
   /** Background rebuild (train on growth / retrain) in progress: swapped in once it has caught up. */
   shadow: LiveIndex | null = null;
   /** When the last background rebuild failed (ms epoch; retried after RETRAIN_BACKOFF_MS). */
@@ -857,6 +859,7 @@ export class DatabaseIndexes {
       li.unsaved++;
       if (!li.index.isTrained) li.shadowFailedAt = Date.now(); // too few rows after all: back off
       this.log.info({ index: li.meta.name, rows: li.index.size, trained: li.index.isTrained, nlist: li.index.stats().nlist }, 'winnow: background rebuild swapped in');
+      this.learnAfterTraining(li);
     }
     this.setProcessed(uptoN);
     this.lastPollAt = Date.now();
@@ -970,6 +973,23 @@ export class DatabaseIndexes {
     })().then(() => { li.trainResult = true; }, (err) => { li.trainResult = err as Error; }).finally(() => this.kick());
   }
 
+  /**
+   * `WITH (learn = on)`: an index that has just been trained on growth or rebuilt (its learnt
+   * parameters went with the old training) learns again, in the background, while it serves.
+   */
+  private learnAfterTraining(li: LiveIndex): void {
+    if (!li.meta.options.learn || !li.index.isTrained) return;
+    const index = li.index;
+    index.learn({}).then(
+      (r) => {
+        if (r.installed && li.index === index) li.unsaved++; // saved with the next snapshot
+        li.lastLearn = { installed: r.installed, at: Date.now() };
+        this.log.info({ index: li.meta.name, installed: r.installed }, 'winnow: search parameters learnt after training');
+      },
+      (err) => this.log.warn({ err, index: li.meta.name }, 'winnow: learning search parameters after training failed'),
+    );
+  }
+
   /** At the start of a poll: an in-place training that ended gets its backlog applied. */
   private finishTraining(): void {
     for (const li of this.indexes.values()) {
@@ -981,6 +1001,7 @@ export class DatabaseIndexes {
         this.log.warn({ err: li.trainResult, index: li.meta.name }, 'winnow: training failed; the index stays exact (untrained)');
       } else {
         this.log.info({ index: li.meta.name, rows: li.index.size, nlist: li.index.stats().nlist, backlog: backlog.upserts.size }, 'winnow: index trained in place');
+        this.learnAfterTraining(li);
       }
       li.trainResult = null;
       li.unsaved++;

@@ -45,7 +45,20 @@ test('learn = on learns after CREATE INDEX and REINDEX; the option is checked an
 test('learn = on on a table too small to train says when learning will be possible; bad values are 22023', async () => {
   notices.length = 0;
   await c.query('CREATE INDEX small_v ON small USING winnow (v vector_l2_ops) WITH (learn = true)');
-  expect(notices.some((n) => n.includes(`run SELECT winnow.learn('small_v')`))).toBe(true);
+  expect(notices.some((n) => n.includes('it learns its search parameters once it has trained on growth'))).toBe(true);
   await expect(c.query('CREATE INDEX small_v2 ON small USING winnow (v vector_l2_ops) WITH (learn = maybe)')).rejects.toMatchObject({ code: '22023' });
   await expect(c.query('CREATE INDEX small_v3 ON small USING hnsw (v vector_l2_ops) WITH (learn = on)')).rejects.toMatchObject({ code: '22023' });
+});
+
+test('learn = on learns again, in the background, once an index created small has trained on growth', async () => {
+  await fillTable(d, 'small', 11_000, 16, 23, 1000);
+  const db = await h.mgr.forDatabase(h.db.user, h.db.database);
+  const li = db.indexes.get('public.small_v')!;
+  const deadline = Date.now() + 60_000;
+  while (!li.lastLearn && Date.now() < deadline) {
+    await c.query('SHOW winnow.index_status');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  expect(li.index.isTrained).toBe(true);
+  expect(li.lastLearn).not.toBeNull();
 });
