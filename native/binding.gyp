@@ -34,7 +34,8 @@
         "src/utils/kmeans.cpp",
         "src/utils/pca.cpp",
         "src/utils/simd_dispatch.cpp",
-        "src/utils/simd_scalar.cpp"
+        "src/utils/simd_scalar.cpp",
+        "src/utils/vector_text.cpp"
       ],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17"],
       # Hidden visibility + -Bsymbolic: the addon's own C++ (shared_ptr, containers) must

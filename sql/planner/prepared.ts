@@ -10,7 +10,8 @@ import { encodable, indexOnlyColumns, indexOnlyRows, sameQueryParams, withFormat
 import { parseStatement, type ParseResult } from '../parse.ts';
 import { bindStatementName, type VectorSession } from '../vector-session.ts';
 import type { DatabaseIndexes, LiveIndex } from '../../sync/index-manager.ts';
-import { parseVectorLiteral, recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
+import { parseVectorText } from '../../native/index.ts';
+import { recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { filteredSearch, type FilterQuery } from './filter.ts';
 import { inlineParams } from './bind-params.ts';
@@ -154,7 +155,7 @@ export class PreparedKnnStatements {
     const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
     const qi = (pat.query as { param: number }).param - 1;
     const raw = b.params[qi];
-    const vec = raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorLiteral(raw.toString('utf8'));
+    const vec = raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorText(raw);
     if (!vec) return null;
     let k: number | null = pat.limit + pat.offset;
     if (pat.limitParam) {

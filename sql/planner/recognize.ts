@@ -10,7 +10,7 @@
 //
 // The text is rebuilt from byte slices of the original (never deparsed), so everything else in the
 // select list and WHERE reaches Postgres exactly as the client wrote it.
-import type { Metric } from '../../native/index.ts';
+import { parseVectorText, type Metric } from '../../native/index.ts';
 import { quoteIdent } from '../quote.ts';
 
 type Node = Record<string, any>;
@@ -257,20 +257,9 @@ export function eol(fragment: string): string {
   return fragment.includes('--') ? fragment + '\n' : fragment;
 }
 
-/** pgvector text '[1,2,3]' → Float32Array (null when malformed: Postgres reports the error). */
+/** pgvector text '[1,2,3]' → Float32Array, parsed as pgvector parses it (null when malformed: Postgres reports the error). */
 export function parseVectorLiteral(s: string): Float32Array | null {
-  const t = s.trim();
-  if (!t.startsWith('[') || !t.endsWith(']')) return null;
-  const parts = t.slice(1, -1).split(',');
-  const out = new Float32Array(parts.length);
-  for (let i = 0; i < parts.length; i++) {
-    const x = Number(parts[i].trim());
-    if (parts[i].trim() === '' || !Number.isFinite(x)) return null;
-    out[i] = x;
-    // Beyond float4's range (pgvector: "out of range for type vector"): Postgres reports it.
-    if (!Number.isFinite(out[i])) return null;
-  }
-  return out;
+  return parseVectorText(Buffer.from(s, 'utf8'));
 }
 
 // ---------------------------------------------------------------- WHERE: distances and thresholds

@@ -4,6 +4,7 @@
 // C++ exceptions become JS Errors; nothing here aborts the process.
 #include <napi.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -14,6 +15,7 @@
 
 #include "../index/vector_index.h"
 #include "../invlists/fastscan_layout.h"
+#include "../utils/vector_text.h"
 #include "../learn/kl_loss.h"
 #include "../learn/probe.h"
 #include "../learn/trainer.h"
@@ -728,6 +730,21 @@ Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
   return r;
 }
 
+// parseVectorText(bytes): pgvector's text form → Float32Array, or null when it is not one.
+Napi::Value ParseVectorText(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() != 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    Napi::TypeError::New(env, "parseVectorText expects a Uint8Array").ThrowAsJavaScriptException();
+    return env.Null();
+  }
+  auto bytes = info[0].As<Napi::Uint8Array>();
+  std::vector<float> v;
+  if (!winnow::parse_vector_text(reinterpret_cast<const char*>(bytes.Data()), bytes.ElementLength(), v)) return env.Null();
+  auto out = Napi::Float32Array::New(env, v.size());
+  std::copy(v.begin(), v.end(), out.Data());
+  return out;
+}
+
 Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   Napi::Function ctor = NativeIndex::Init(env);
@@ -735,6 +752,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   exports.Set("NativeIndex", ctor);
   exports.Set("testKernel", Napi::Function::New(env, TestKernel));
+  exports.Set("parseVectorText", Napi::Function::New(env, ParseVectorText));
   exports.Set("packCodes", Napi::Function::New(env, PackCodes));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalf));
   exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo));
