@@ -164,6 +164,8 @@ const DEFERRED: ParseResult = { ok: false, text: '', error: { message: 'not pars
 const AUTH_NEEDS_RESPONSE = new Set([2, 3, 5, 7, 8, 9, 10, 11]);
 /** Client messages pipelined before ReadyForQuery are held up to this many bytes. */
 const MAX_EARLY_BYTES = 1 << 20;
+/** Winnow's own answers held for the client beyond this are written without waiting for a Sync. */
+const MAX_HELD_BYTES = 256 * 1024;
 
 export class Session implements SessionContext {
   readonly id: number;
@@ -174,8 +176,16 @@ export class Session implements SessionContext {
   private hookErrors: { marker: Buffer; error: Buffer }[] = [];
   private hookErrorSeq = 0;
   private skippingToSync = false;
-  /** Answers Winnow produces during pump(), written together when it returns. */
-  private clientBatch: Buffer[] | null = null;
+  /**
+   * Messages for the client not yet written. Like Postgres, which flushes its output at Sync, Flush
+   * and the end of a Query, answers Winnow produces itself while processing client messages are held
+   * until such a message (or a message from Postgres) comes, then go out in one write: an index-only
+   * Bind/Describe/Execute/Sync is one packet back, not four.
+   */
+  private clientBatch: Buffer[] = [];
+  private clientBatchBytes = 0;
+  private inPump = false;
+  private flushAfterPump = false;
   private readonly framer: Framer;
   private backend: Backend | null = null;
   private handler: StatementHandler | undefined;
@@ -280,13 +290,22 @@ export class Session implements SessionContext {
     const h = this.handler?.onBackendMessage;
     if (h !== undefined && this.phase === 'ready') frames = this.applyBackendHook(h, splitFrames(data));
     if (this.ended || frames.length === 0) return;
-    if (this.clientBatch !== null) {
-      // Answered by Winnow while a batch of client messages is being processed: sent with the rest of
-      // the batch's answers in one write at the end (pump), not one syscall per message.
-      for (const f of frames) this.clientBatch.push(f);
+    if (this.inPump) {
+      for (const f of frames) {
+        this.clientBatch.push(f);
+        this.clientBatchBytes += f.length;
+      }
+      if (this.clientBatchBytes > MAX_HELD_BYTES) this.flushAfterPump = true;
       return;
     }
-    const ok = writeFrames(this.client, frames);
+    // From Postgres (or a hook that finished later): after whatever is held, in order, now.
+    let out = frames;
+    if (this.clientBatch.length) {
+      out = this.clientBatch.concat(frames);
+      this.clientBatch = [];
+      this.clientBatchBytes = 0;
+    }
+    const ok = writeFrames(this.client, out);
     if (!ok) this.backend?.socket.pause(); // resumed on the client's 'drain'
   }
 
@@ -369,14 +388,15 @@ export class Session implements SessionContext {
     if (this.blocked || this.ended || this.phase === 'connecting') return;
     const out: Buffer[] = [];
     this.pumpOut = out;
-    const batch: Buffer[] = [];
-    this.clientBatch = batch;
+    this.inPump = true;
     try {
       this.pumpLoop(out);
     } finally {
       this.pumpOut = null;
-      this.clientBatch = null;
-      if (batch.length && !this.ended && !writeFrames(this.client, batch)) this.backend?.socket.pause();
+      this.inPump = false;
+      // A Sync, Flush or Query was processed (or a hook went asynchronous): what is held goes out.
+      if (this.flushAfterPump || this.blocked) this.flushClientBatch();
+      this.flushAfterPump = false;
     }
   }
 
@@ -386,6 +406,7 @@ export class Session implements SessionContext {
       while ((f = this.framer.next()) !== null) {
         const t = f[0];
         if (!FRONTEND_TYPES.has(t)) throw new ProtocolViolation(`invalid frontend message type ${t}`);
+        if (t === F.Sync || t === F.Flush || t === F.Query) this.flushAfterPump = true;
         if (this.phase !== 'ready') {
           if (t === F.PasswordMessage && this.awaitingAuthResponse) {
             // Relayed verbatim (PasswordMessage / SASLInitialResponse / SASLResponse): Postgres authenticates.
@@ -582,10 +603,11 @@ export class Session implements SessionContext {
 
   /** Answers already produced in this pump go out before whatever ends the session. */
   private flushClientBatch(): void {
+    if (this.clientBatch.length === 0 || this.ended) return;
     const b = this.clientBatch;
-    if (b && b.length) {
-      writeFrames(this.client, b.splice(0));
-    }
+    this.clientBatch = [];
+    this.clientBatchBytes = 0;
+    if (!writeFrames(this.client, b)) this.backend?.socket.pause();
   }
 
   /** Sends a FATAL ErrorResponse (where the protocol allows) and closes both sides. */
