@@ -179,7 +179,7 @@ try {
   await runAll(one, 'knn', knn, calib.slice(0, 50)); // warm-up
   const grid: { nprobe: number; kf: number; recall: number; ms: number }[] = [];
   for (const nprobe of [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]) {
-    for (const kf of [2, 4, 6, 10, 16]) {
+    for (const kf of [2, 4, 6, 10, 16, 32, 48]) {
       await one.query(`SET winnow.nprobe = ${nprobe}`);
       await one.query(`SET winnow.k_factor = ${kf}`);
       const r = await runAll(one, 'knn', knn, calib);

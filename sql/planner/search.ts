@@ -2,8 +2,13 @@
 import type { LiveIndex } from '../../sync/index-manager.ts';
 import type { KnnSettings } from './settings.ts';
 
-/** Filtered searches over at most this many floats (allowed ids × dim) are exact brute force (~3 ms at 512 dims, 8k ids). */
-export const FILTER_EXACT_BELOW_FLOATS = 4_000_000;
+/**
+ * Filtered searches over at most this many floats (allowed ids × dim) are exact brute force. Measured
+ * (native search, nprobe 80, k' = 480): glove 341k × 100 at 10 % allowed, brute force 5.0 ms vs IVF
+ * 1.8 ms; wordnet 116k × 512 at 3 %, 1.04 vs 0.43 ms; at 1 % both ways ~0.2 ms. Recall@10 stays ≥ 0.995
+ * at every selectivity (test/planner/recall.test.ts).
+ */
+export const FILTER_EXACT_BELOW_FLOATS = 1_000_000;
 export const FILTER_K_FACTOR_MULT = 3;
 
 /** Process-wide counters (tests and SHOW winnow.index_status). */
