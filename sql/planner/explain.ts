@@ -1,5 +1,6 @@
 // EXPLAIN of a planned vector query: Winnow's part of the plan, then Postgres's plan of the rewritten
 // statement that fetches the rows.
+import { minLocation } from '../parse.ts';
 import type { SessionContext } from '../../server/session.ts';
 import { POST_NPROBE_MULT } from './filter.ts';
 import { FILTER_EXACT_BELOW_FLOATS, FILTER_K_FACTOR_MULT } from './search.ts';
@@ -44,7 +45,7 @@ export function selectStart(text: string, stmt: Node): number {
   const latin = Buffer.from(text, 'utf8').toString('latin1');
   const w = stmt.SelectStmt?.withClause;
   if (w) return typeof w.location === 'number' && /^with\b/i.test(latin.slice(w.location, w.location + 5)) ? w.location : -1;
-  return latin.slice(0, minLoc(stmt) + 1).toLowerCase().lastIndexOf('select');
+  return latin.slice(0, minLocation(stmt) + 1).toLowerCase().lastIndexOf('select');
 }
 
 const STRATEGY_TEXT: Record<PlanInfo['strategy'], string> = {
@@ -61,7 +62,7 @@ function searchText(p: PlanInfo): string {
   switch (p.strategy) {
     case 'pre':
     case 'in':
-      return `IVF nprobe=${p.nprobe * 2} k'=${p.k * p.kFactor * FILTER_K_FACTOR_MULT} over the allowed ids (exact when allowed ids × dim ≤ ${FILTER_EXACT_BELOW_FLOATS / 1e6} M floats)`;
+      return `IVF nprobe=${p.nprobe}×2–6 (more lists the fewer ids are allowed) k'=${p.k * p.kFactor * FILTER_K_FACTOR_MULT} over the allowed ids (exact when allowed ids × dim ≤ ${FILTER_EXACT_BELOW_FLOATS / 1e6} M floats)`;
     case 'post':
       return `IVF nprobe=${p.nprobe * POST_NPROBE_MULT} unfiltered, ${p.estimatedCandidates ?? 2 * p.k} candidates first, doubled until ${p.k} pass`;
     default:
@@ -110,13 +111,4 @@ export async function explainLines(ctx: SessionContext, plans: PlanInfo | PlanIn
   return lines;
 }
 
-function minLoc(n: unknown): number {
-  let min = Infinity;
-  const walk = (x: unknown) => {
-    if (Array.isArray(x)) x.forEach(walk);
-    else if (x && typeof x === 'object') for (const [k, v] of Object.entries(x)) (k === 'location' && typeof v === 'number' && v >= 0 ? (min = Math.min(min, v)) : walk(v));
-  };
-  walk(n);
-  return min;
-}
 
