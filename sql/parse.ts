@@ -90,3 +90,19 @@ export const sharedParseCache = new ParseCache();
 export function parseStatement(text: string): ParseResult {
   return sharedParseCache.get(text);
 }
+
+/** The smallest `location` in a parse tree: where the node's text starts (-1 locations are ignored). */
+export function minLocation(n: unknown): number {
+  let min = Infinity;
+  const walk = (x: unknown) => {
+    if (Array.isArray(x)) x.forEach(walk);
+    else if (x && typeof x === 'object') {
+      for (const [k, v] of Object.entries(x)) {
+        if (k === 'location' && typeof v === 'number' && v >= 0) min = Math.min(min, v);
+        else walk(v);
+      }
+    }
+  };
+  walk(n);
+  return min;
+}

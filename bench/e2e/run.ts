@@ -176,6 +176,25 @@ try {
     }
     return { lat, ids };
   };
+  /** SECONDS of the statement from every client at once, cycling through qs; the clients are closed after. */
+  const timed = async (cs: pg.Client[], name: string, statement: string, qs: number[]) => {
+    const lat: number[] = [];
+    let next = 0;
+    const end = performance.now() + SECONDS * 1000;
+    const t0 = performance.now();
+    await Promise.all(cs.map(async (x) => {
+      while (performance.now() < end) {
+        const q = qs[next++ % qs.length];
+        const s = performance.now();
+        await x.query({ name, text: statement, values: [qText[q]], rowMode: 'array' });
+        lat.push(performance.now() - s);
+      }
+    }));
+    const qps = lat.length / ((performance.now() - t0) / 1000);
+    lat.sort((a, b) => a - b);
+    await Promise.all(cs.map((x) => x.end()));
+    return { qps, lat };
+  };
   await runAll(one, 'knn', knn, calib.slice(0, 50)); // warm-up
   const grid: { nprobe: number; kf: number; recall: number; ms: number }[] = [];
   for (const nprobe of [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]) {
@@ -213,21 +232,7 @@ try {
       // Recall on the evaluation queries (first client), then timed rounds on all clients.
       const first = await runAll(cs[0], 'knn', knn, evalQ);
       const rec = first.ids.reduce((a, ids, i) => a + recall(evalQ[i], ids), 0) / evalQ.length;
-      const lat: number[] = [];
-      let next = 0;
-      const end = performance.now() + SECONDS * 1000;
-      const t0 = performance.now();
-      await Promise.all(cs.map(async (x) => {
-        while (performance.now() < end) {
-          const q = evalQ[next++ % evalQ.length];
-          const s = performance.now();
-          await x.query({ name: 'knn', text: knn, values: [qText[q]], rowMode: 'array' });
-          lat.push(performance.now() - s);
-        }
-      }));
-      const qps = lat.length / ((performance.now() - t0) / 1000);
-      lat.sort((a, b) => a - b);
-      await Promise.all(cs.map((x) => x.end()));
+      const { qps, lat } = await timed(cs, 'knn', knn, evalQ);
       if (clients === 1) unfiltered[String(target)] = qps;
       say(`| ${target.toFixed(2)}${ok.length ? '' : ' (not reached)'} | ${g.nprobe} | ${g.kf} | ${rec.toFixed(3)} | ${clients} | ${Math.round(qps).toLocaleString('en')} | ${pct(lat, 0.5).toFixed(3)} | ${pct(lat, 0.99).toFixed(3)} |`);
     }
@@ -289,21 +294,7 @@ try {
         const truth = new Set(Array.from(fgt.ids.subarray(i * K, (i + 1) * K), Number).filter((x) => x >= 0));
         rec += truth.size ? ids.filter((x) => truth.has(x)).length / truth.size : 1;
       });
-      const lat: number[] = [];
-      let next = 0;
-      const end = performance.now() + SECONDS * 1000;
-      const t0 = performance.now();
-      await Promise.all(cs.map(async (x) => {
-        while (performance.now() < end) {
-          const q = fq[next++ % fq.length];
-          const s = performance.now();
-          await x.query({ name: 'fknn', text: statement, values: [qText[q]], rowMode: 'array' });
-          lat.push(performance.now() - s);
-        }
-      }));
-      const qps = lat.length / ((performance.now() - t0) / 1000);
-      lat.sort((a, b) => a - b);
-      await Promise.all(cs.map((x) => x.end()));
+      const { qps, lat } = await timed(cs, 'fknn', statement, fq);
       if (clients === 1) filtered[String(target)] = qps;
       say(`| \`${label}\` | ${((100 * allowed.length) / set.n).toFixed(1)} % | ${(rows / fq.length).toFixed(2)} (${Math.min(K, allowed.length)}) | ${(rec / fq.length).toFixed(3)} | ${clients} | ${Math.round(qps).toLocaleString('en')} | ${pct(lat, 0.5).toFixed(3)} | ${pct(lat, 0.99).toFixed(3)} |`);
     }

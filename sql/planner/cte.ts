@@ -7,6 +7,8 @@
 // text the way Postgres's lexer skips strings, quoted identifiers, comments and dollar quotes) so the
 // session can plan it like a top-level query and splice its rewritten, by-id form into the statement
 // in place; the rest of the statement runs in Postgres unchanged.
+import { minLocation } from '../parse.ts';
+
 type Node = Record<string, any>;
 
 export interface InnerSelect {
@@ -139,17 +141,3 @@ export function matchingParen(s: string, open: number, onComma?: (i: number) => 
   return -1;
 }
 
-function minLocation(n: unknown): number {
-  let min = Infinity;
-  const walk = (x: unknown) => {
-    if (Array.isArray(x)) x.forEach(walk);
-    else if (x && typeof x === 'object') {
-      for (const [k, v] of Object.entries(x)) {
-        if (k === 'location' && typeof v === 'number' && v >= 0) min = Math.min(min, v);
-        else walk(v);
-      }
-    }
-  };
-  walk(n);
-  return min;
-}

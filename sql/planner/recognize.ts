@@ -12,6 +12,7 @@
 // select list and WHERE reaches Postgres exactly as the client wrote it.
 import { parseVectorText, type Metric } from '../../native/index.ts';
 import { quoteIdent } from '../quote.ts';
+import { minLocation } from '../parse.ts';
 
 type Node = Record<string, any>;
 
@@ -56,20 +57,6 @@ export interface Radius { r: number; inclusive: boolean }
 type Distance = NonNullable<ReturnType<typeof distanceExpr>>;
 type QueryOperand = { literal: string } | { param: number };
 
-function minLocation(n: unknown): number {
-  let min = Infinity;
-  const walk = (x: unknown) => {
-    if (Array.isArray(x)) x.forEach(walk);
-    else if (x && typeof x === 'object') {
-      for (const [k, v] of Object.entries(x)) {
-        if (k === 'location' && typeof v === 'number' && v >= 0) min = Math.min(min, v);
-        else walk(v);
-      }
-    }
-  };
-  walk(n);
-  return min;
-}
 
 function constInt(n: Node | undefined): number | null {
   const c = n?.A_Const;

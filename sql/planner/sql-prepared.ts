@@ -8,7 +8,7 @@
 // for $n, which the planner can then answer natively. When it is not planned, the EXECUTE itself goes
 // to Postgres unchanged. Before the first use of a name the session checks pg_prepared_statements
 // (the PREPARE may have failed); DEALLOCATE, DISCARD and a PREPARE over an existing name forget it.
-import type { ParsedStatement } from '../parse.ts';
+import { minLocation, type ParsedStatement } from '../parse.ts';
 import { listItems } from './cte.ts';
 import { eol } from './recognize.ts';
 
@@ -176,17 +176,3 @@ function remember(text: string, st: ParsedStatement): Remembered | null {
   return { query: buf.subarray(start, e).toString('utf8'), params, types, confirmed: false };
 }
 
-function minLocation(n: unknown): number {
-  let min = Infinity;
-  const walk = (x: unknown) => {
-    if (Array.isArray(x)) x.forEach(walk);
-    else if (x && typeof x === 'object') {
-      for (const [k, v] of Object.entries(x)) {
-        if (k === 'location' && typeof v === 'number' && v >= 0) min = Math.min(min, v);
-        else walk(v);
-      }
-    }
-  };
-  walk(n);
-  return min;
-}

@@ -1,9 +1,5 @@
 // SELECT winnow.learn('index') through a real Winnow: NOTICE progress, the json report, errors,
 // queries keep matching Postgres's exact answer afterwards, and the learnt params reach the snapshot.
-//
-// Until sql/planner/session.ts routes the call (see sql/planner/learn.ts: isLearnCall/runLearn),
-// this file wraps the planner session's onQuery with the same two lines the hook adds, so
-// it exercises learn.ts through the wire protocol either way.
 import { readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +10,7 @@ import { harness } from '../server/helpers.ts';
 import { createLogger } from '../../server/log.ts';
 import { IndexManager } from '../../sync/index-manager.ts';
 import { plannerSessionFactory } from '../../sql/planner/session.ts';
-import { isLearnCall, runLearn } from '../../sql/planner/learn.ts';
+import { isLearnCall } from '../../sql/planner/learn.ts';
 import { VectorIndex } from '../../native/index.ts';
 import { fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
@@ -34,20 +30,7 @@ async function learnHarness(): Promise<PlannerHarness> {
     dataDir,
     snapshotIntervalMs: 200,
   });
-  const planner = plannerSessionFactory(mgr);
-  const hh = await harness({
-    handlerFactory: (ctx) => {
-      const s = planner(ctx)!;
-      const onQuery = s.onQuery!.bind(s);
-      s.onQuery = (cx, q) => {
-        const st = q.parsed.ok && q.parsed.statements.length === 1 ? q.parsed.statements[0] : null;
-        const call = st ? isLearnCall(st.stmt) : null;
-        if (call) return runLearn(cx, mgr, call).then((respond) => ({ respond }));
-        return onQuery(cx, q);
-      };
-      return s;
-    },
-  });
+  const hh = await harness({ handlerFactory: plannerSessionFactory(mgr) });
   target = { host: hh.db.host, port: hh.db.port };
   const close = hh.close;
   return Object.assign(hh, {

@@ -652,11 +652,8 @@ Napi::Value KernelInfo(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// Test-only: the learning loss (and gradients) on explicit data, for finite-difference checks.
-// klLoss({d, dr, m, K, ip, tau}, A: Float64Array, C: Float64Array, Q, nbr: Uint32Array, orig, Y, codes: Uint8Array)
-Napi::Value KlLoss(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
+// The {d, dr, K, ip, tau} shape argument of the test-only loss functions (m = dr / 2 subspaces).
+static learn::LossShape loss_shape_arg(const Napi::Object& o) {
   learn::LossShape sh;
   sh.d = uint_arg(o.Get("d"), "d");
   sh.dr = uint_arg(o.Get("dr"), "dr");
@@ -664,6 +661,14 @@ Napi::Value KlLoss(const Napi::CallbackInfo& info) {
   sh.K = uint_arg(o.Get("K"), "K");
   sh.ip = o.Get("ip").ToBoolean();
   sh.tau = o.Get("tau").As<Napi::Number>().DoubleValue();
+  return sh;
+}
+
+// Test-only: the learning loss (and gradients) on explicit data, for finite-difference checks.
+// klLoss({d, dr, m, K, ip, tau}, A: Float64Array, C: Float64Array, Q, nbr: Uint32Array, orig, Y, codes: Uint8Array)
+Napi::Value KlLoss(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  learn::LossShape sh = loss_shape_arg(info[0].As<Napi::Object>());
   auto A = typed<double, napi_float64_array>(info[1], "A", "Float64Array");
   auto C = typed<double, napi_float64_array>(info[2], "C", "Float64Array");
   auto Q = f32(info[3], "Q");
@@ -703,14 +708,7 @@ Napi::Value KlLoss(const Napi::CallbackInfo& info) {
 // probeLoss({d, dr, K, ip, tau}, A: Float64Array, C: Float64Array (nlist x dr), Q, orig, lists: Uint32Array)
 Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  auto o = info[0].As<Napi::Object>();
-  learn::LossShape sh;
-  sh.d = uint_arg(o.Get("d"), "d");
-  sh.dr = uint_arg(o.Get("dr"), "dr");
-  sh.m = sh.dr / 2;
-  sh.K = uint_arg(o.Get("K"), "K");
-  sh.ip = o.Get("ip").ToBoolean();
-  sh.tau = o.Get("tau").As<Napi::Number>().DoubleValue();
+  learn::LossShape sh = loss_shape_arg(info[0].As<Napi::Object>());
   auto A = typed<double, napi_float64_array>(info[1], "A", "Float64Array");
   auto C = typed<double, napi_float64_array>(info[2], "C", "Float64Array");
   auto Q = f32(info[3], "Q");
