@@ -11,7 +11,7 @@
 //  - COPY … FROM STDIN / TO STDOUT (text format) of tables with vector columns translated row by row.
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../server/session.ts';
 import {
-  B, Bind, CommandComplete, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
+  B, Bind, CommandComplete, formatCode, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
   decodeTarget, type FieldDescription,
 } from '../server/protocol/messages.ts';
 import { serialize } from 'pg-protocol';
@@ -393,7 +393,7 @@ export class VectorSession implements StatementHandler {
       params = b.params.map((v, i) => {
         const kind = this.types!.get(types[i] ?? 0);
         if (!kind || v === null) return v;
-        const fmt = b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0);
+        const fmt = formatCode(b.paramFormats, i);
         changed = true;
         return fmt === 1 ? vectorBinaryToArrayBinary(v, kind) : Buffer.from(vectorTextToArrayText(v.toString('utf8'), kind));
       });
@@ -579,7 +579,7 @@ export class VectorSession implements StatementHandler {
         const head = this.pending.shift();
         if (head?.t === 'bind') {
           const fields = this.stmtFields.get(head.stmt);
-          this.current = fields ? this.kindsOf(fields, expandFormats(head.formats, fields.length)) : null;
+          this.current = fields ? this.kindsOf(fields, fields.map((_, i) => formatCode(head.formats, i))) : null;
         }
         return undefined;
       }
@@ -684,12 +684,6 @@ export function bindStatementName(frame: Buffer): string {
 /** Text of a vector[] ('{"{1,2}","{3,4}"}') -> pgvector's ('{"[1,2]","[3,4]"}'). */
 export function vectorArrayText(text: string): string {
   return text.replace(/"\{([^"}]*)\}"/g, '"[$1]"');
-}
-
-function expandFormats(formats: number[], n: number): number[] {
-  if (formats.length === 0) return new Array(n).fill(0);
-  if (formats.length === 1) return new Array(n).fill(formats[0]);
-  return formats;
 }
 
 /**

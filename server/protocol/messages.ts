@@ -154,6 +154,14 @@ export function decodeBind(frame: Buffer): BindMessage {
 }
 
 /** Bind, for frontend messages Winnow rewrites (the inverse of decodeBind). */
+/**
+ * The format code of value i under a Bind's list of format codes (parameters or results): none means
+ * text for all, one applies to all, otherwise one per value.
+ */
+export function formatCode(codes: readonly number[], i: number): 0 | 1 {
+  return (codes.length === 0 ? 0 : codes.length === 1 ? codes[0] : (codes[i] ?? 0)) as 0 | 1;
+}
+
 export function Bind(m: BindMessage): Buffer {
   const w = new Writer().addCString(m.portal).addCString(m.statement).addInt16(m.paramFormats.length);
   for (const f of m.paramFormats) w.addInt16(f);

@@ -3,7 +3,7 @@
 // has nothing to add — no round trip. Whether that is safe (privilege, row-level security, this
 // session's uncommitted changes) is decided by the caller (prepared.ts, visibility.ts); this file only
 // recognises the shape and encodes the rows exactly as Postgres would send them.
-import { CommandComplete, DataRow, RowDescription, type FieldDescription } from '../../server/protocol/messages.ts';
+import { CommandComplete, DataRow, RowDescription, formatCode, type FieldDescription } from '../../server/protocol/messages.ts';
 import type { KnnPattern } from './recognize.ts';
 import { quoteIdent } from '../quote.ts';
 import { ddlEpoch } from './visibility.ts';
@@ -134,7 +134,7 @@ function distanceValue(d: number, format: number): string | Buffer {
 
 /** DataRow messages for the rows ids[from, to) with result formats as given in Bind. */
 export function indexOnlyRows(columns: OutputColumn[], fields: FieldDescription[], formats: number[], ids: BigInt64Array, dists: Float32Array, from: number, to: number): Buffer[] {
-  const fmt = (i: number) => (formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0));
+  const fmt = (i: number) => formatCode(formats, i);
   const rows: Buffer[] = [];
   for (let r = from; r < to; r++) {
     rows.push(DataRow(columns.map((c, i) => (c === 'key' ? keyValue(ids[r], fields[i], fmt(i)) : distanceValue(dists[r], fmt(i))))));
@@ -144,7 +144,7 @@ export function indexOnlyRows(columns: OutputColumn[], fields: FieldDescription[
 
 /** The statement's fields with the result formats requested in Bind (for Describe of the portal). */
 export function withFormats(fields: FieldDescription[], formats: number[]): FieldDescription[] {
-  return fields.map((f, i) => ({ ...f, format: (formats.length === 0 ? 0 : formats.length === 1 ? formats[0] : (formats[i] ?? 0)) as 0 | 1 }));
+  return fields.map((f, i) => ({ ...f, format: formatCode(formats, i) }));
 }
 
 /** The key column's description per table (tableOid, attnum, type), read once with `SELECT key FROM t LIMIT 0`. */

@@ -5,7 +5,7 @@
 // parameters. Statements the planner did not prepare pass through VectorSession synchronously.
 import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler } from '../../server/session.ts';
-import { Bind, BindComplete, CloseComplete, CommandComplete, PortalSuspended, RowDescription, decodeBind, decodeExecute, decodeTarget, type BindMessage, type FieldDescription } from '../../server/protocol/messages.ts';
+import { Bind, BindComplete, formatCode, CloseComplete, CommandComplete, PortalSuspended, RowDescription, decodeBind, decodeExecute, decodeTarget, type BindMessage, type FieldDescription } from '../../server/protocol/messages.ts';
 import { encodable, indexOnlyColumns, indexOnlyRows, sameQueryParams, withFormats, type OutputColumn } from './index-only.ts';
 import { parseStatement, type ParseResult } from '../parse.ts';
 import { bindStatementName, type VectorSession } from '../vector-session.ts';
@@ -135,7 +135,7 @@ export class PreparedKnnStatements {
   private filterQuery(ctx: SessionContext, b: BindMessage, prep: Prepared, facts: TableFacts): FilterQuery | null {
     const orig = ctx.preparedStatements.get(b.statement);
     if (!orig?.parsed.ok || orig.parsed.statements.length !== 1) return null;
-    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    const fmt = (i: number) => formatCode(b.paramFormats, i);
     const text = inlineParams(orig.text, orig.parsed.statements[0].stmt, {
       values: b.params, formatOf: fmt, types: this.inner.statementParamTypes(b.statement), keep: new Set([(prep.pat.query as { param: number }).param]),
     });
@@ -152,7 +152,7 @@ export class PreparedKnnStatements {
   /** The query vector and k a Bind gives (null: malformed or NULL — Postgres reports it). */
   private bindQuery(prep: Prepared, b: BindMessage): { vec: Float32Array; k: number } | null {
     const { pat } = prep;
-    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    const fmt = (i: number) => formatCode(b.paramFormats, i);
     const qi = (pat.query as { param: number }).param - 1;
     const raw = b.params[qi];
     const vec = raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorText(raw);
@@ -170,7 +170,7 @@ export class PreparedKnnStatements {
     // From the index alone: the role may read the table, no policy, the statement described, the
     // unnamed portal, and nothing of this batch went to Postgres (an error there would void the rest).
     const fields = this.inner.describedFields(b.statement);
-    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    const fmt = (i: number) => formatCode(b.paramFormats, i);
     if (facts.canSelect && !facts.rls && prep.output && fields && encodable(prep.output, fields) && b.portal === '' && !this.batchForwarded
       && sameQueryParams(prep.output, (prep.pat.query as { param: number }).param, b.params, fmt)) {
       const offset = Math.min(prep.pat.offset, res.ids.length);
@@ -188,7 +188,7 @@ export class PreparedKnnStatements {
   /** The rewritten statement's Bind with the ids/distances parameters (NULL = Postgres's exact answer). */
   private forwardBind(ctx: SessionContext, b: BindMessage, prep: Prepared, res: { ids: BigInt64Array; distances: Float32Array } | null): FrontendAction | Promise<FrontendAction> {
     const { nParams } = prep;
-    const fmt = (i: number) => (b.paramFormats.length === 1 ? b.paramFormats[0] : (b.paramFormats[i] ?? 0));
+    const fmt = (i: number) => formatCode(b.paramFormats, i);
     const ids = res ? `{${Array.from(res.ids, String).join(',')}}` : null;
     const dists = res ? `{${Array.from(res.distances, (x) => (Number.isFinite(x) ? String(x) : 'Infinity')).join(',')}}` : null;
     const params = b.params.slice();
