@@ -106,7 +106,21 @@ const sameQuery = (a: { literal: string } | { param: number }, b: { literal: str
   'literal' in a ? 'literal' in b && a.literal === b.literal : 'param' in b && a.param === b.param;
 
 /** Returns the pattern or null (then the statement runs in Postgres unchanged). */
+/**
+ * Patterns already recognised, per statement node: the hooks ask twice for one statement (is it a
+ * vector query? then plan it), and cached parses hand the same node back for a repeated text.
+ */
+const recognized = new WeakMap<Node, { text: string; location: number; length: number; pat: KnnPattern | null }>();
+
 export function recognizeKnn(text: string, stmt: Node, stmtLocation: number, stmtLength: number): KnnPattern | null {
+  const hit = recognized.get(stmt);
+  if (hit && hit.text === text && hit.location === stmtLocation && hit.length === stmtLength) return hit.pat;
+  const pat = recognizeKnnUncached(text, stmt, stmtLocation, stmtLength);
+  recognized.set(stmt, { text, location: stmtLocation, length: stmtLength, pat });
+  return pat;
+}
+
+function recognizeKnnUncached(text: string, stmt: Node, stmtLocation: number, stmtLength: number): KnnPattern | null {
   const s = stmt.SelectStmt;
   if (!s || s.op !== 'SETOP_NONE' || s.withClause || s.distinctClause || s.groupClause || s.havingClause || s.windowClause
     || s.lockingClause || s.intoClause || s.valuesLists || s.groupDistinct) return null;
