@@ -519,14 +519,11 @@ export class Session implements SessionContext {
    */
   private hookFailed(t: number, err: unknown): FrontendAction {
     this.log.error({ err }, 'statement handler failed');
+    if (t === F.Sync) return undefined; // the batch is over: nothing left to skip
     const marker = `winnow-hook-error-${this.id}-${++this.hookErrorSeq}`;
     const error = ErrorResponse({ severity: 'ERROR', code: 'XX000', message: `internal error in Winnow: ${(err as Error)?.message ?? String(err)}` });
     this.hookErrors.push({ marker: Buffer.from(marker), error });
     if (t === F.Query) return { forward: [serialize.query(`SELECT "${marker}"`)] };
-    if (t === F.Sync) {
-      this.hookErrors.pop();
-      return undefined; // the batch is over: nothing left to skip
-    }
     this.skippingToSync = true;
     return { forward: [serialize.bind({ portal: '', statement: marker, values: [] })] };
   }

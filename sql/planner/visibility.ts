@@ -107,9 +107,14 @@ export class SessionVisibility {
     }
   }
 
-  /** Whether the next vector query needs the read-your-writes wait (one round trip). */
-  get needsSync(): boolean {
-    return this.unsynced;
+  /** Cached facts under `key` when usable with no round trip (nothing to wait for, fresh, same DDL epoch). */
+  private usable(key: string): TableFacts | null {
+    if (this.epoch !== privilegeEpoch) {
+      this.facts.clear();
+      this.epoch = privilegeEpoch;
+    }
+    const f = this.facts.get(key);
+    return f && !this.unsynced && performance.now() - f.at < FACTS_TTL_MS ? f : null;
   }
 
   /**
@@ -118,14 +123,10 @@ export class SessionVisibility {
    * Null when the table does not exist (Postgres reports it).
    */
   async resolve(ctx: SessionContext, db: DatabaseIndexes, schema: string | undefined, table: string): Promise<(TableFacts & { waitedMs: number }) | null> {
-    if (this.epoch !== privilegeEpoch) {
-      this.facts.clear();
-      this.epoch = privilegeEpoch;
-    }
     const key = (schema ?? '') + '\0' + table;
-    const cached = this.facts.get(key);
+    const cached = this.usable(key);
+    if (cached) return { ...cached, waitedMs: 0 };
     const t0 = performance.now();
-    if (cached && !this.unsynced && performance.now() - cached.at < FACTS_TTL_MS) return { ...cached, waitedMs: 0 };
     visibilityStats.lookups++;
     const rel = quoteLiteral((schema ? quoteIdent(schema) + '.' : '') + quoteIdent(table));
     const r = await ctx.query(`SELECT pg_current_wal_lsn()::text, c.oid::bigint, c.relrowsecurity::text, has_table_privilege(c.oid, 'SELECT')::text
@@ -142,9 +143,7 @@ export class SessionVisibility {
 
   /** Facts usable with no round trip at all (nothing to wait for, cache fresh), or null. */
   cachedForIndex(li: LiveIndex): TableFacts | null {
-    if (this.unsynced || this.epoch !== privilegeEpoch) return null;
-    const f = this.facts.get('\u0001' + li.meta.relid);
-    return f && performance.now() - f.at < FACTS_TTL_MS ? f : null;
+    return this.usable('\u0001' + li.meta.relid);
   }
 
   /**
@@ -153,14 +152,10 @@ export class SessionVisibility {
    * LSN, RLS and the login role's privilege.
    */
   async forIndex(db: DatabaseIndexes, li: LiveIndex, role: string): Promise<(TableFacts & { waitedMs: number })> {
-    if (this.epoch !== privilegeEpoch) {
-      this.facts.clear();
-      this.epoch = privilegeEpoch;
-    }
     const key = '\u0001' + li.meta.relid;
-    const cached = this.facts.get(key);
+    const cached = this.usable(key);
+    if (cached) return { ...cached, waitedMs: 0 };
     const t0 = performance.now();
-    if (cached && !this.unsynced && performance.now() - cached.at < FACTS_TTL_MS) return { ...cached, waitedMs: 0 };
     visibilityStats.lookups++;
     const { lsn, rls, canSelect } = await db.currentLsnAndRls(li.meta.relid, role);
     await db.waitFor(lsn);
