@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
-import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
+import { plannerClients, closePlannerClients, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
 const N = 12_000; // above the training threshold: IVF + PQ filter stage, exact refine
@@ -14,10 +14,7 @@ let c: pg.Client;
 let d: pg.Client;
 
 beforeAll(async () => {
-  h = await plannerHarness();
-  c = await h.client();
-  d = await h.direct();
-  await c.query('CREATE EXTENSION vector');
+  ({ h, c, d } = await plannerClients());
   for (const [table, opclass] of [['t_l2', 'vector_l2_ops'], ['t_cos', 'vector_cosine_ops'], ['t_ip', 'vector_ip_ops']]) {
     await c.query(`CREATE TABLE ${table} (id bigint PRIMARY KEY, cat int NOT NULL, label text, v vector(${DIM}))`);
     await fillTable(d, table, N, DIM, table.length * 7);
@@ -30,9 +27,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await c?.end();
-  await d?.end();
-  await h?.close();
+  await closePlannerClients({ h, c, d });
 });
 
 const OPS = { t_l2: '<->', t_cos: '<=>', t_ip: '<#>' } as const;

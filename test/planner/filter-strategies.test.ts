@@ -7,7 +7,7 @@ import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
 import { clearSelectivityCache, estimateQueries } from '../../sql/planner/selectivity.ts';
 import { filterStats } from '../../sql/planner/filter.ts';
-import { plannerHarness, randomVector, prng, type PlannerHarness } from './helpers.ts';
+import { plannerClients, closePlannerClients, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
 const N = 4000;
@@ -16,10 +16,7 @@ let c: pg.Client;
 let d: pg.Client;
 
 beforeAll(async () => {
-  h = await plannerHarness();
-  c = await h.client();
-  d = await h.direct();
-  await c.query('CREATE EXTENSION vector');
+  ({ h, c, d } = await plannerClients());
   await c.query(`CREATE TABLE docs (id bigint PRIMARY KEY, cat int, tag text, flag bool, v vector(${DIM}))`);
   const rnd = prng(9);
   for (let s = 0; s < N; s += 500) {
@@ -36,9 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await c?.end();
-  await d?.end();
-  await h?.close();
+  await closePlannerClients({ h, c, d });
 });
 
 async function exact(q: { arr: string }, where: string, k: number, client = d) {

@@ -34,6 +34,25 @@ export async function plannerHarness(opts: { dataDir?: string; snapshotIntervalM
   });
 }
 
+/**
+ * The usual start of a planner test file: a harness, a client through Winnow with `CREATE EXTENSION
+ * vector` done (`c`) and a client straight to Postgres (`d`); `end()` closes all three.
+ */
+export async function plannerClients(opts: Parameters<typeof plannerHarness>[0] = {}): Promise<{ h: PlannerHarness; c: pg.Client; d: pg.Client }> {
+  const h = await plannerHarness(opts);
+  const c = await h.client();
+  const d = await h.direct();
+  await c.query('CREATE EXTENSION vector');
+  return { h, c, d };
+}
+
+/** Closes what plannerClients opened (any of them may be missing when beforeAll failed). */
+export async function closePlannerClients(x: { h?: PlannerHarness; c?: pg.Client; d?: pg.Client }): Promise<void> {
+  await x.c?.end();
+  await x.d?.end();
+  await x.h?.close();
+}
+
 /** A random vector as pgvector text ('[…]') and Postgres array text ('{…}'). */
 export function randomVector(dim: number, rnd: () => number = Math.random): { pgv: string; arr: string; v: number[] } {
   const v = Array.from({ length: dim }, () => Math.round((rnd() * 2 - 1) * 1000) / 1000);

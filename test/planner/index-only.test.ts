@@ -7,7 +7,7 @@ import pg from 'pg';
 import postgres from 'postgres';
 import { plannerStats } from '../../sql/planner/session.ts';
 import { float8Text } from '../../sql/planner/index-only.ts';
-import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
+import { plannerClients, closePlannerClients, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 16;
 let h: PlannerHarness;
@@ -15,10 +15,7 @@ let c: pg.Client; // through Winnow
 let d: pg.Client; // straight to Postgres
 
 beforeAll(async () => {
-  h = await plannerHarness();
-  c = await h.client();
-  d = await h.direct();
-  await c.query('CREATE EXTENSION vector');
+  ({ h, c, d } = await plannerClients());
   await c.query(`CREATE TABLE items (id bigint PRIMARY KEY, cat int NOT NULL, v vector(${DIM}))`);
   await c.query(`CREATE TABLE small (id int PRIMARY KEY, v vector(${DIM}))`);
   await fillTable(d, 'items', 3000, DIM, 3);
@@ -28,9 +25,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await c?.end();
-  await d?.end();
-  await h?.close();
+  await closePlannerClients({ h, c, d });
 });
 
 const KNN = 'SELECT id, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT 10';

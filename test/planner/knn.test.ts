@@ -6,7 +6,7 @@ import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
 import { FACTS_TTL_MS } from '../../sql/planner/visibility.ts';
 import { sharedParseCache } from '../../sql/parse.ts';
-import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
+import { plannerClients, closePlannerClients, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
 let h: PlannerHarness;
@@ -14,18 +14,13 @@ let c: pg.Client; // through Winnow
 let d: pg.Client; // straight to Postgres
 
 beforeAll(async () => {
-  h = await plannerHarness();
-  c = await h.client();
-  d = await h.direct();
-  await c.query('CREATE EXTENSION vector');
+  ({ h, c, d } = await plannerClients());
   await c.query(`CREATE TABLE items (id bigint PRIMARY KEY, cat int NOT NULL, v vector(${DIM}))`);
   await fillTable(d, 'items', 2000, DIM, 7);
 });
 
 afterAll(async () => {
-  await c?.end();
-  await d?.end();
-  await h?.close();
+  await closePlannerClients({ h, c, d });
 });
 
 /** Postgres's exact answer (straight to Postgres: no Winnow planning). */

@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
-import { plannerHarness, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
+import { plannerClients, closePlannerClients, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
 let h: PlannerHarness;
@@ -14,10 +14,7 @@ let c: pg.Client; // through Winnow
 let d: pg.Client; // straight to Postgres
 
 beforeAll(async () => {
-  h = await plannerHarness();
-  c = await h.client();
-  d = await h.direct();
-  await c.query('CREATE EXTENSION vector');
+  ({ h, c, d } = await plannerClients());
   await c.query(`CREATE TABLE items (id bigint PRIMARY KEY, cat int NOT NULL, v vector(${DIM}))`);
   await fillTable(d, 'items', 3000, DIM, 3);
   await d.query(`CREATE TABLE labels (item_id bigint, label text)`);
@@ -28,9 +25,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await c?.end();
-  await d?.end();
-  await h?.close();
+  await closePlannerClients({ h, c, d });
 });
 
 /** Rows as arrays of values (ids as text). */
