@@ -240,3 +240,26 @@ test('a session that only reads makes no read-your-writes round trip; EXECUTE of
   await c.query('DEALLOCATE nn');
   await c.query('DEALLOCATE ins');
 });
+
+test("answers from the index alone are held until the client's Sync, as Postgres holds its output", async () => {
+  const { RawConn } = await import('../server/helpers.ts');
+  const { serialize } = await import('pg-protocol');
+  const raw = await RawConn.startup(h.conn.port, h.conn.user, h.conn.database);
+  try {
+    const q = randomVector(DIM, prng(13)).pgv;
+    const batch = [serialize.bind({ statement: 'held', values: [q] }), serialize.describe({ type: 'P' }), serialize.execute({})];
+    raw.write(Buffer.concat([serialize.parse({ name: 'held', text: KNN }), serialize.sync()]));
+    await raw.readUntil('Z');
+    raw.write(Buffer.concat([...batch, serialize.sync()])); // reads the table's facts once
+    await raw.readUntil('Z');
+    const before = plannerStats.indexOnly;
+    raw.write(Buffer.concat(batch));
+    await expect(raw.read(200)).rejects.toThrow('timed out');
+    expect(plannerStats.indexOnly).toBe(before + 1);
+    raw.write(serialize.sync());
+    const got = await raw.readUntil('Z');
+    expect(got.map((m) => m.type).join('')).toBe('2T' + 'D'.repeat(10) + 'CZ');
+  } finally {
+    raw.socket.destroy();
+  }
+});
