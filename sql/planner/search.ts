@@ -3,20 +3,18 @@ import type { LiveIndex } from '../../sync/index-manager.ts';
 import type { KnnSettings } from './settings.ts';
 
 /**
- * Filtered searches over at most this many floats (allowed ids × dim) are exact brute force. Measured
- * (native search, nprobe 80, k' = 480): glove 341k × 100 at 10 % allowed, brute force 5.0 ms vs IVF
- * 1.8 ms; wordnet 116k × 512 at 3 %, 1.04 vs 0.43 ms; at 1 % both ways ~0.2 ms. Recall@10 stays ≥ 0.995
- * at every selectivity (test/planner/recall.test.ts).
+ * Filtered searches over at most this many floats (allowed ids × dim) are exact brute force. Brute
+ * force costs ~0.2 ms per million floats, the IVF filter path 0.5–1.3 ms whatever the count: at 10 %
+ * allowed, GloVe 341k 6.9 ms brute vs 1.3 ms IVF, wordnet 116k 3.4 vs 0.5 ms (bench/results/hot-path.md).
  */
 export const FILTER_EXACT_BELOW_FLOATS = 1_000_000;
 export const FILTER_K_FACTOR_MULT = 3;
 
 /**
  * Lists a filtered IVF search probes: winnow.nprobe × √(1 / allowed fraction), between 2× and 6×.
- * Fewer allowed rows per list means the true filtered neighbours sit in more lists. Measured on
- * GloVe 341k (queries of bench:e2e's calibration half only): at 10 % allowed recall@10 0.984 at 2×,
- * 0.993 at 3×, at 3 % 0.969 at 2× and 1.000 at 6×, in about the same time (building the filter costs
- * more than the extra lists).
+ * Fewer allowed rows per list means the true filtered neighbours sit in more lists; the extra lists
+ * cost little next to building the filter. bench/results/hot-path.md (calibration queries): GloVe 341k
+ * recall@10 at 1 % allowed 0.949 (2×) → 1.000 (6×), at 10 % 0.984 (2×) → 0.993 (3×).
  */
 export function filteredNprobe(nprobe: number, allowed: number, indexed: number): number {
   const mult = Math.min(6, Math.max(2, Math.sqrt(Math.max(1, indexed) / Math.max(1, allowed))));
