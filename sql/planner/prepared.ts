@@ -1,8 +1,8 @@
 // Extended protocol: nearest-neighbour statements prepared once and run many times.
 //
-// A recognised statement whose query vector is a parameter is prepared in a parameterised rewritten
-// form (recognize.ts rewriteKnnParams); each Bind searches the index and appends the ids/distances
-// parameters. Statements the planner did not prepare pass through VectorSession synchronously.
+// A recognised statement (query vector a parameter or a literal) is prepared in a parameterised
+// rewritten form (recognize.ts rewriteKnnParams); each Bind searches the index and appends the
+// ids/distances parameters. Statements the planner did not prepare pass through VectorSession synchronously.
 import { serialize } from 'pg-protocol';
 import type { FrontendAction, SessionContext, StatementHandler } from '../../server/session.ts';
 import { Bind, BindComplete, formatCode, CloseComplete, CommandComplete, PortalSuspended, RowDescription, decodeBind, decodeExecute, decodeTarget, type BindMessage, type FieldDescription } from '../../server/protocol/messages.ts';
@@ -20,7 +20,8 @@ import type { SessionVisibility, TableFacts } from './visibility.ts';
 
 type Node = Record<string, any>;
 type ParseArgs = Parameters<NonNullable<StatementHandler['onParse']>>[1];
-type Prepared = { pat: KnnPattern; li: LiveIndex; nParams: number; output: OutputColumn[] | null };
+/** `literal`: the statement's own query vector, parsed once at Parse (null: it is parameter `queryParam`). */
+type Prepared = { pat: KnnPattern; li: LiveIndex; nParams: number; output: OutputColumn[] | null; literal: Float32Array | null; queryParam: number };
 
 export class PreparedKnnStatements {
   private prepared = new Map<string, Prepared>();
@@ -40,17 +41,16 @@ export class PreparedKnnStatements {
   onParse(ctx: SessionContext, p: ParseArgs): FrontendAction | Promise<FrontendAction> {
     this.prepared.delete(p.name);
     this.batchForwarded = true;
-    // Not a nearest-neighbour query with a parameter vector: VectorSession's hook, synchronously if it can.
-    if (!this.knnParamPattern(p)) return this.inner.onParse(ctx, p);
+    // Not a nearest-neighbour query: VectorSession's hook, synchronously if it can.
+    if (!this.knnPattern(p)) return this.inner.onParse(ctx, p);
     return this.onParseAsync(ctx, p);
   }
 
-  private knnParamPattern(p: { text: string; parsed: ParseResult }): boolean {
+  private knnPattern(p: { text: string; parsed: ParseResult }): boolean {
     if (!p.parsed.ok || p.parsed.statements.length !== 1 || p.parsed.statements[0].kind !== 'SelectStmt') return false;
     const st = p.parsed.statements[0];
     try {
-      const pat = recognizeKnn(p.text, st.stmt, st.location, st.length);
-      return !!pat && 'param' in pat.query;
+      return !!recognizeKnn(p.text, st.stmt, st.location, st.length);
     } catch {
       return true; // planParse reports it and falls back
     }
@@ -75,16 +75,19 @@ export class PreparedKnnStatements {
     if (p.parsed.ok && p.parsed.statements.length === 1 && p.parsed.statements[0].kind === 'SelectStmt') {
       const st = p.parsed.statements[0];
       const pat = recognizeKnn(p.text, st.stmt, st.location, st.length);
-      if (pat && 'param' in pat.query) {
+      if (pat) {
         const db = await this.db(ctx);
         const li = db.findByName(pat.schema, pat.table, pat.column, pat.metric);
-        if (li) {
+        // A malformed literal: Postgres reports it when the statement runs.
+        const literal = 'literal' in pat.query ? parseVectorText(Buffer.from(pat.query.literal, 'utf8')) : null;
+        if (li && ('param' in pat.query || literal)) {
           const nParams = Math.max(maxParam(st.stmt), p.paramTypes.length);
           const text = rewriteKnnParams(pat, li.meta.keyColumn, nParams);
           const types = p.paramTypes.slice();
           while (types.length < nParams) types.push(0);
           types.push(1016, 1022); // bigint[], float8[]
-          this.prepared.set(p.name, { pat, li, nParams, output: indexOnlyColumns(st.stmt, pat, li.meta.keyColumn) });
+          const queryParam = 'param' in pat.query ? pat.query.param : 0;
+          this.prepared.set(p.name, { pat, li, nParams, output: indexOnlyColumns(st.stmt, pat, li.meta.keyColumn), literal, queryParam });
           return { text, types };
         }
       }
@@ -137,7 +140,7 @@ export class PreparedKnnStatements {
     if (!orig?.parsed.ok || orig.parsed.statements.length !== 1) return null;
     const fmt = (i: number) => formatCode(b.paramFormats, i);
     const text = inlineParams(orig.text, orig.parsed.statements[0].stmt, {
-      values: b.params, formatOf: fmt, types: this.inner.statementParamTypes(b.statement), keep: new Set([(prep.pat.query as { param: number }).param]),
+      values: b.params, formatOf: fmt, types: this.inner.statementParamTypes(b.statement), keep: new Set(prep.literal ? [] : [prep.queryParam]),
     });
     if (text === null) return null;
     // The same text for every Bind with the same filter values: the parse is cached.
@@ -153,9 +156,9 @@ export class PreparedKnnStatements {
   private bindQuery(prep: Prepared, b: BindMessage): { vec: Float32Array; k: number } | null {
     const { pat } = prep;
     const fmt = (i: number) => formatCode(b.paramFormats, i);
-    const qi = (pat.query as { param: number }).param - 1;
+    const qi = prep.queryParam - 1;
     const raw = b.params[qi];
-    const vec = raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorText(raw);
+    const vec = prep.literal ?? (raw === null || raw === undefined ? null : fmt(qi) === 1 ? pgvectorBinary(raw) : parseVectorText(raw));
     if (!vec) return null;
     let k: number | null = pat.limit + pat.offset;
     if (pat.limitParam) {
@@ -172,7 +175,7 @@ export class PreparedKnnStatements {
     const fields = this.inner.describedFields(b.statement);
     const fmt = (i: number) => formatCode(b.paramFormats, i);
     if (facts.canSelect && !facts.rls && prep.output && fields && encodable(prep.output, fields) && b.portal === '' && !this.batchForwarded
-      && sameQueryParams(prep.output, (prep.pat.query as { param: number }).param, b.params, fmt)) {
+      && (prep.literal !== null || sameQueryParams(prep.output, prep.queryParam, b.params, fmt))) {
       const offset = Math.min(prep.pat.offset, res.ids.length);
       this.portal = {
         fields: withFormats(fields, b.resultFormats),

@@ -11,7 +11,7 @@
 // The text is rebuilt from byte slices of the original (never deparsed), so everything else in the
 // select list and WHERE reaches Postgres exactly as the client wrote it.
 import { parseVectorText, type Metric } from '../../native/index.ts';
-import { quoteIdent } from '../quote.ts';
+import { quoteIdent, quoteLiteral } from '../quote.ts';
 import { minLocation } from '../parse.ts';
 
 type Node = Record<string, any>;
@@ -229,11 +229,12 @@ export function rewriteKnn(p: KnnPattern, keyColumn: string, ids: BigInt64Array 
  * time, a transaction block, a WHERE clause) the same statement is Postgres's exact answer.
  */
 export function rewriteKnnParams(p: KnnPattern, keyColumn: string, nParams: number): string {
-  if (!('param' in p.query)) throw new Error('rewriteKnnParams needs a parameter query vector');
+  // A literal query vector stays a literal (an unknown-typed one takes the column's type, as in the client's text).
+  const query = 'param' in p.query ? `$${p.query.param}` : quoteLiteral(p.query.literal);
   const I = `$${nParams + 1}::bigint[]`;
   const D = `$${nParams + 2}::float8[]`;
   const key = `${quoteIdent(p.ref)}.${quoteIdent(keyColumn)}`;
-  const dist = `${quoteIdent(p.ref)}.${quoteIdent(p.column)} ${OP_TEXT[p.metric]} $${p.query.param}`;
+  const dist = `${quoteIdent(p.ref)}.${quoteIdent(p.column)} ${OP_TEXT[p.metric]} ${query}`;
   const pos = `array_position(${I}, ${key}::bigint)`;
   const selBuf = Buffer.from(p.selectList, 'utf8');
   let sel = '';

@@ -263,3 +263,34 @@ test("answers from the index alone are held until the client's Sync, as Postgres
     raw.socket.destroy();
   }
 });
+
+/** The statement as Postgres itself takes it: a vector column is a float4[] there ('{…}', no ::vector cast). */
+const asStored = (text: string) => text.replace(/'\[([^\]]*)\]'(::vector)?/g, "'{$1}'");
+
+test('a prepared statement whose query vector is a literal (pgbench -M prepared, no parameters) is planned natively', async () => {
+  const rnd = prng(17);
+  for (let i = 0; i < 5; i++) {
+    const q = randomVector(DIM, rnd).pgv;
+    const text = `SELECT id, v <=> '${q}' AS d FROM items ORDER BY v <=> '${q}'::vector LIMIT 10`;
+    const before = { ...plannerStats };
+    const got = await c.query({ name: `lit${i}`, text, rowMode: 'array' });
+    const again = await c.query({ name: `lit${i}`, text, rowMode: 'array' });
+    expect(plannerStats.nativeSearches - before.nativeSearches).toBe(2);
+    expect(plannerStats.indexOnly - before.indexOnly).toBe(1); // the second run, once the statement is described
+    // Ids as Postgres's exact answer; distances are the index's refine distances (float4 arithmetic).
+    const exact = await d.query({ text: asStored(text), rowMode: 'array' });
+    expect(got.rows.map((r) => r[0])).toEqual(exact.rows.map((r) => r[0]));
+    got.rows.forEach((r, j) => expect(r[1]).toBeCloseTo(exact.rows[j][1], 6));
+    expect(again.rows).toEqual(got.rows);
+  }
+  // With a parameter in WHERE and the literal in ORDER BY only.
+  const q = randomVector(DIM, rnd).pgv;
+  const text = `SELECT id FROM items WHERE cat = $1 ORDER BY v <=> '${q}' LIMIT 7`;
+  const before = plannerStats.nativeSearches;
+  const got = await c.query({ name: 'lit_where', text, values: [2], rowMode: 'array' });
+  expect(plannerStats.nativeSearches - before).toBe(1);
+  expect(got.rows).toEqual((await d.query({ text: asStored(text), values: [2], rowMode: 'array' })).rows);
+  // A literal of the wrong dimension: Postgres's own error, and the session goes on.
+  await expect(c.query({ name: 'lit_bad', text: `SELECT id FROM items ORDER BY v <=> '[1,2,3]' LIMIT 3`, rowMode: 'array' })).rejects.toMatchObject({ code: '22000' });
+  expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
+});
