@@ -24,7 +24,7 @@ import { isLearnCall, runLearn } from './learn.ts';
 import { explainLines, selectStart, type PlanInfo } from './explain.ts';
 import { PreparedKnnStatements } from './prepared.ts';
 import { plannerStats } from './search.ts';
-import { FILTER_STRATEGIES, filterStrategyOf, noGucs, settingsFrom, trackSet } from './settings.ts';
+import { FILTER_STRATEGIES, filterStrategyOf, gucsFromStartup, noGucs, settingsFrom, trackSet, type SessionGucs } from './settings.ts';
 import { showStatus, statusShow } from './status.ts';
 import { SessionVisibility } from './visibility.ts';
 
@@ -43,12 +43,16 @@ export class PlannerSession implements StatementHandler {
   /** SQL-level PREPAREd statements this session sent (EXECUTE is planned like their SELECT). */
   private readonly sqlPrepared = new SqlPreparedStatements();
   /** winnow.* / pgvector settings SET in this session (read at Bind, where no internal query can run). */
-  private gucs = noGucs();
+  private gucs: SessionGucs;
   private dbCache: DatabaseIndexes | null = null;
   readonly visibility = new SessionVisibility();
-  private readonly extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility);
+  private readonly extended: PreparedKnnStatements;
 
-  constructor(private mgr: IndexManager) {}
+  /** `startup`: the settings the connection's StartupMessage gave (gucsFromStartup), RESET's target. */
+  constructor(private mgr: IndexManager, private readonly startup: SessionGucs = noGucs()) {
+    this.gucs = { ...startup };
+    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility);
+  }
 
   private async db(ctx: SessionContext) {
     this.dbCache ??= await this.mgr.forDatabase(ctx.params.user, ctx.params.database ?? ctx.params.user);
@@ -67,7 +71,7 @@ export class PlannerSession implements StatementHandler {
     switch (st.kind) {
       case 'VariableSetStmt':
         if (badFilterStrategy(n)) return false; // handleQuery answers with Postgres's error for it
-        trackSet(this.gucs, n);
+        trackSet(this.gucs, n, this.startup);
         return true;
       case 'PrepareStmt':
       case 'DeallocateStmt':
@@ -133,7 +137,7 @@ export class PlannerSession implements StatementHandler {
           const body = `BEGIN RAISE EXCEPTION USING ERRCODE = '22023', MESSAGE = ${quoteLiteral(`invalid value for parameter "winnow.filter_strategy": "${bad}"`)}, HINT = ${quoteLiteral(`Available values: ${FILTER_STRATEGIES.join(', ')}.`)}; END`;
           return this.runInstead(ctx, `DO ${quoteLiteral(body)}`);
         }
-        trackSet(this.gucs, st.stmt);
+        trackSet(this.gucs, st.stmt, this.startup);
       }
       const show = st.kind === 'VariableShowStmt' ? statusShow(st.stmt) : null;
       if (show) return { respond: await showStatus(await this.db(ctx), show) };
@@ -332,7 +336,7 @@ export class PlannerSession implements StatementHandler {
 }
 
 export function plannerSessionFactory(mgr: IndexManager): StatementHandlerFactory {
-  return () => new PlannerSession(mgr);
+  return (ctx) => new PlannerSession(mgr, gucsFromStartup(ctx.params.options));
 }
 
 /** The value of a `SET winnow.filter_strategy = …` that is not a strategy (null otherwise). */

@@ -36,17 +36,48 @@ export function filterStrategyOf(value: string | null): FilterStrategy | null {
   return (FILTER_STRATEGIES as readonly string[]).includes(v) ? (v as FilterStrategy) : null;
 }
 
-/** Applies a VariableSetStmt (SET / RESET / RESET ALL) to the tracked settings. */
-export function trackSet(gucs: SessionGucs, stmt: Node): void {
+/**
+ * The settings a connection starts with: `-c name=value` / `--name=value` in the StartupMessage's
+ * `options` (libpq's `options` / PGOPTIONS; words split on spaces, `\ ` a literal space), as
+ * Postgres reads them. They are also what RESET returns to.
+ */
+export function gucsFromStartup(options: string | undefined): SessionGucs {
+  const gucs = noGucs();
+  if (!options) return gucs;
+  const words: string[] = [];
+  let w = '';
+  for (let i = 0; i < options.length; i++) {
+    const ch = options[i];
+    if (ch === '\\' && i + 1 < options.length) w += options[++i];
+    else if (/\s/.test(ch)) { if (w) words.push(w); w = ''; }
+    else w += ch;
+  }
+  if (w) words.push(w);
+  for (let i = 0; i < words.length; i++) {
+    let setting: string | undefined;
+    if (words[i] === '-c') setting = words[++i];
+    else if (words[i].startsWith('-c')) setting = words[i].slice(2);
+    else if (words[i].startsWith('--')) setting = words[i].slice(2);
+    const eq = setting?.indexOf('=') ?? -1;
+    if (!setting || eq < 0) continue;
+    // Postgres folds '-' to '_' in option names given this way.
+    const key = GUC_KEYS[setting.slice(0, eq).replace(/-/g, '_').toLowerCase()];
+    if (key) gucs[key] = setting.slice(eq + 1);
+  }
+  return gucs;
+}
+
+/** Applies a VariableSetStmt (SET / RESET / RESET ALL) to the tracked settings; RESET goes back to `initial`. */
+export function trackSet(gucs: SessionGucs, stmt: Node, initial: SessionGucs = noGucs()): void {
   const v = stmt.VariableSetStmt;
   if (!v) return;
   const key = GUC_KEYS[String(v.name).toLowerCase()];
   if (!key) {
-    if (v.kind === 'VAR_RESET_ALL') Object.assign(gucs, noGucs());
+    if (v.kind === 'VAR_RESET_ALL') Object.assign(gucs, initial);
     return;
   }
   const a = v.args?.[0]?.A_Const;
-  gucs[key] = v.kind === 'VAR_SET_VALUE' && a ? String(a.ival?.ival ?? a.sval?.sval ?? a.fval?.fval ?? 0) : null;
+  gucs[key] = v.kind === 'VAR_SET_VALUE' && a ? String(a.ival?.ival ?? a.sval?.sval ?? a.fval?.fval ?? 0) : v.kind === 'VAR_SET_VALUE' ? null : initial[key];
 }
 
 /** Settings from the session's GUCs (winnow.* win over pgvector's, which are mapped; see README). */

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadDataset, recallAtK } from '../../bench/lib/datasets.ts';
 import { VectorIndex, type Metric } from '../../native/index.ts';
-import { PLANNER_DEFAULT_K_FACTOR, PLANNER_DEFAULT_NPROBE, settingsFrom, noGucs } from '../../sql/planner/settings.ts';
+import { PLANNER_DEFAULT_K_FACTOR, PLANNER_DEFAULT_NPROBE, gucsFromStartup, settingsFrom, noGucs } from '../../sql/planner/settings.ts';
 
 async function defaultRecall(name: string, metric: Metric, limit?: number): Promise<number> {
   const ds = loadDataset(name, limit ? { limit } : {});
@@ -21,6 +21,12 @@ async function defaultRecall(name: string, metric: Metric, limit?: number): Prom
 describe(`default settings (nprobe ${PLANNER_DEFAULT_NPROBE}, k_factor ${PLANNER_DEFAULT_K_FACTOR}) reach recall@10 ≥ 0.95`, () => {
   it('are what a session without SET gets', () => {
     expect(settingsFrom(noGucs(), 10)).toEqual({ nprobe: PLANNER_DEFAULT_NPROBE, kFactor: PLANNER_DEFAULT_K_FACTOR });
+    expect(settingsFrom(gucsFromStartup(undefined), 10)).toEqual({ nprobe: PLANNER_DEFAULT_NPROBE, kFactor: PLANNER_DEFAULT_K_FACTOR });
+  });
+  it('startup options are read as Postgres reads them (-c x=y, --x=y, -cx=y, dashes folded, \\ escapes a space)', () => {
+    expect(gucsFromStartup('-c winnow.nprobe=24 --winnow.k-factor=5 -chnsw.ef_search=80 -c statement_timeout=5s')).toMatchObject({ nprobe: '24', kFactor: '5', efSearch: '80' });
+    expect(gucsFromStartup('-c winnow.filter_strategy=pre\\ x -c ivfflat.probes=9')).toMatchObject({ filterStrategy: 'pre x', probes: '9' });
+    expect(gucsFromStartup('-c winnow.nprobe')).toEqual(noGucs());
   });
   for (const [name, metric, limit] of [['glove-100', 'cos'], ['fashion-mnist-784', 'l2'], ['wordnet-use-512', 'cos', 30464]] as const) {
     it(`${name}${limit ? ` (first ${limit} rows)` : ''}, ${metric}`, async () => {

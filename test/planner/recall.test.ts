@@ -187,3 +187,23 @@ test('distance threshold on the trained index: range recall ≥ 0.95 with no row
   console.log(`wordnet 30k range search (~200 rows within r): recall ${recall.toFixed(4)}`);
   expect(recall).toBeGreaterThanOrEqual(0.95);
 }, 120_000);
+
+test("settings in the connection's startup options (libpq options / PGOPTIONS) apply from the first query, and RESET returns to them", async () => {
+  const o = new pg.Client({ ...h.conn, options: '-c winnow.nprobe=3 --winnow.k-factor=2' });
+  await o.connect();
+  try {
+    const plan = async () => (await o.query(`EXPLAIN SELECT id FROM words ORDER BY v <=> '${vecText(ds.queries.subarray(0, 512))}' LIMIT 10`)).rows.map((x) => x['QUERY PLAN']).join('\n');
+    expect(await plan()).toContain("IVF nprobe=3 k'=20");
+    await o.query('SET winnow.nprobe = 5');
+    expect(await plan()).toContain("IVF nprobe=5 k'=20");
+    await o.query('RESET winnow.nprobe');
+    expect(await plan()).toContain("IVF nprobe=3 k'=20");
+    await o.query('SET winnow.k_factor = 4');
+    await o.query('RESET ALL');
+    expect(await plan()).toContain("IVF nprobe=3 k'=20");
+    // Postgres keeps them too (SHOW is answered by Postgres).
+    expect((await o.query('SHOW winnow.nprobe')).rows[0]['winnow.nprobe']).toBe('3');
+  } finally {
+    await o.end();
+  }
+});
