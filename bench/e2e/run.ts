@@ -12,6 +12,8 @@
 //     p50/p99 latency with 1, 2 and 8 connections;
 //   - filtered top-10 (prepared statements with WHERE at ~1 %, 10 %, 50 % selectivity) with default
 //     settings: rows returned (must be min(10, matches)), recall against the exact filtered answer, QPS;
+//   - the same unfiltered and filtered statements from pgbench (-M prepared, a C client: what the
+//     server sustains when the client's own cost is not the limit), when pgbench is installed;
 //   - exact search in plain Postgres on the same table (Winnow's SQL distance functions, no index).
 // Writes bench/results/e2e-<dataset>.md. Run it on a quiet machine.
 import { spawn } from 'node:child_process';
@@ -24,6 +26,7 @@ import postgres from 'postgres';
 import { loadDataset, loadMeta } from '../lib/datasets.ts';
 import { loadGlove341k, loadSynthetic } from '../lib/large-datasets.ts';
 import { VectorIndex, type Metric } from '../../native/index.ts';
+import { pgbench, pgbenchAvailable, PGBENCH_MAX_SCRIPTS } from './pgbench.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const DATASET = process.env.WINNOW_E2E_DATASET ?? 'wordnet-use-512';
@@ -220,6 +223,7 @@ try {
   say('| target | nprobe | k_factor | recall@10 | clients | QPS | p50 ms | p99 ms |');
   say('|---|---|---|---|---|---|---|---|');
   const unfiltered: Record<string, number> = {};
+  const chosen: Record<string, { nprobe: number; kf: number; recall: number }> = {};
   for (const target of [0.9, 0.95, 0.99]) {
     const ok = grid.filter((g) => g.recall >= target).sort((a, b) => a.ms - b.ms);
     const g = ok[0] ?? [...grid].sort((a, b) => b.recall - a.recall)[0];
@@ -233,7 +237,10 @@ try {
       const first = await runAll(cs[0], 'knn', knn, evalQ);
       const rec = first.ids.reduce((a, ids, i) => a + recall(evalQ[i], ids), 0) / evalQ.length;
       const { qps, lat } = await timed(cs, 'knn', knn, evalQ);
-      if (clients === 1) unfiltered[String(target)] = qps;
+      if (clients === 1) {
+        unfiltered[String(target)] = qps;
+        chosen[String(target)] = { nprobe: g.nprobe, kf: g.kf, recall: rec };
+      }
       say(`| ${target.toFixed(2)}${ok.length ? '' : ' (not reached)'} | ${g.nprobe} | ${g.kf} | ${rec.toFixed(3)} | ${clients} | ${Math.round(qps).toLocaleString('en')} | ${pct(lat, 0.5).toFixed(3)} | ${pct(lat, 0.99).toFixed(3)} |`);
     }
   }
@@ -256,6 +263,35 @@ try {
   say(`Floor for one client (the same ${set.dim}-d query text sent to \`SELECT length($1::text)\`, a named prepared statement that Postgres answers without touching a table): ${Math.round(floorDirect).toLocaleString('en')} QPS straight to Postgres, ${Math.round(floorWinnow).toLocaleString('en')} QPS through Winnow. Planned vector queries answered from the index alone skip Postgres altogether.`);
   say('');
 
+  // ---- the same statements from pgbench (a C client)
+  const withPgbench = pgbenchAvailable();
+  const pgbVectors = evalQ.slice(0, PGBENCH_MAX_SCRIPTS).map((q) => qText[q]);
+  const pgb = (port: number, statement: (v: string) => string, options?: string, clients = 1) =>
+    pgbench({ ...conn, port, vectors: pgbVectors, statement, seconds: SECONDS, clients, options });
+  const unfilteredPgb: Record<string, number> = {};
+  if (withPgbench) {
+    say(`## The same from pgbench (\`pgbench -M prepared\`, a C client; ${pgbVectors.length} evaluation queries, one script each, the vector a Bind parameter; settings as startup options)`);
+    say('');
+    say('| statement | settings | recall@10 (above) | clients | QPS | mean latency ms |');
+    say('|---|---|---|---|---|---|');
+    const fl = pgb(pgPort, (v) => `SELECT length(${v}::text)`);
+    say(`| floor: \`SELECT length($1::text)\` straight to Postgres | | | 1 | ${Math.round(fl.tps).toLocaleString('en')} | ${fl.latencyMs.toFixed(3)} |`);
+    const fw = pgb(port, (v) => `SELECT length(${v}::text)`);
+    say(`| floor: \`SELECT length($1::text)\` through Winnow | | | 1 | ${Math.round(fw.tps).toLocaleString('en')} | ${fw.latencyMs.toFixed(3)} |`);
+    for (const target of ['0.95', '0.99']) {
+      const g = chosen[target];
+      for (const clients of [1, 2]) {
+        const r = pgb(port, (v) => `SELECT id FROM items ORDER BY v ${op} ${v} LIMIT ${K}`, `-c winnow.nprobe=${g.nprobe} -c winnow.k_factor=${g.kf}`, clients);
+        if (clients === 1) unfilteredPgb[target] = r.tps;
+        say(`| \`${knn}\` (target ${target}) | nprobe ${g.nprobe}, k_factor ${g.kf} | ${g.recall.toFixed(3)} | ${clients} | ${Math.round(r.tps).toLocaleString('en')} | ${r.latencyMs.toFixed(3)} |`);
+      }
+    }
+    say('');
+  } else {
+    say('(pgbench not installed: the C-client rows are skipped; Debian: postgresql-client.)');
+    say('');
+  }
+
   // ---- filtered (default settings; the planner picks the strategy)
   const counts = new Map<string, number>();
   for (const tag of set.tags) counts.set(tag, (counts.get(tag) ?? 0) + 1);
@@ -273,6 +309,7 @@ try {
   say('| predicate | selectivity | avg rows (expected) | recall@10 | clients | QPS | p50 ms | p99 ms |');
   say('|---|---|---|---|---|---|---|---|');
   const filtered: Record<string, number> = {};
+  const filteredPgb: Record<string, number> = {};
   const fq = evalQ.slice(0, 200);
   for (const target of [0.01, 0.1, 0.5]) {
     const p = predicateFor(target);
@@ -298,6 +335,11 @@ try {
       if (clients === 1) filtered[String(target)] = qps;
       say(`| \`${label}\` | ${((100 * allowed.length) / set.n).toFixed(1)} % | ${(rows / fq.length).toFixed(2)} (${Math.min(K, allowed.length)}) | ${(rec / fq.length).toFixed(3)} | ${clients} | ${Math.round(qps).toLocaleString('en')} | ${pct(lat, 0.5).toFixed(3)} | ${pct(lat, 0.99).toFixed(3)} |`);
     }
+    if (withPgbench) {
+      const r = pgb(port, (v) => `SELECT id FROM items WHERE ${p.where} ORDER BY v ${op} ${v} LIMIT ${K}`);
+      filteredPgb[String(target)] = r.tps;
+      say(`| \`${label}\` (pgbench, mean latency) | | | | 1 | ${Math.round(r.tps).toLocaleString('en')} | ${r.latencyMs.toFixed(3)} | |`);
+    }
   }
   say('');
 
@@ -319,12 +361,14 @@ try {
   if (set.name === 'wordnet-use-512' && set.n === 116_659) {
     say('## Against the bar in issue 5 (PostgreSQL 15 + pgvector 0.8.6 HNSW m=16, ef_construction=64, one client, prepared statements, same data; measured by the founders on this kind of machine, not in this run)');
     say('');
-    say('| query | pgvector QPS | Winnow QPS (1 client, above) | ratio | goal |');
-    say('|---|---|---|---|---|');
-    say(`| unfiltered, recall 0.95 | 918 | ${Math.round(unfiltered['0.95'])} | ${(unfiltered['0.95'] / 918).toFixed(1)}× | ≥ 5× |`);
-    say(`| unfiltered, recall 0.99 | 393 | ${Math.round(unfiltered['0.99'])} | ${(unfiltered['0.99'] / 393).toFixed(1)}× | — |`);
-    say(`| 10 % selectivity (relaxed_order: recall 0.977) | 438 | ${Math.round(filtered['0.1'])} | ${(filtered['0.1'] / 438).toFixed(1)}× | ≥ 3× |`);
-    say(`| 1 % selectivity (relaxed_order: recall 0.991) | 91 | ${Math.round(filtered['0.01'])} | ${(filtered['0.01'] / 91).toFixed(1)}× | ≥ 3× |`);
+    say('| query | pgvector QPS | Winnow QPS, 1 pg client (above) | ratio | Winnow QPS, 1 pgbench client | ratio | goal |');
+    say('|---|---|---|---|---|---|---|');
+    const row = (label: string, bar: number, pgQps: number, pgbQps: number | undefined, goal: string) =>
+      say(`| ${label} | ${bar} | ${Math.round(pgQps)} | ${(pgQps / bar).toFixed(1)}× | ${pgbQps === undefined ? '—' : Math.round(pgbQps)} | ${pgbQps === undefined ? '—' : `${(pgbQps / bar).toFixed(1)}×`} | ${goal} |`);
+    row('unfiltered, recall 0.95', 918, unfiltered['0.95'], unfilteredPgb['0.95'], '≥ 5×');
+    row('unfiltered, recall 0.99', 393, unfiltered['0.99'], unfilteredPgb['0.99'], '—');
+    row('10 % selectivity (relaxed_order: recall 0.977)', 438, filtered['0.1'], filteredPgb['0.1'], '≥ 3×');
+    row('1 % selectivity (relaxed_order: recall 0.991)', 91, filtered['0.01'], filteredPgb['0.01'], '≥ 3×');
     say('');
   }
   say(`Load average after: ${loadavg().map((x) => x.toFixed(1)).join(' ')}.`);
