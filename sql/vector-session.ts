@@ -11,11 +11,11 @@
 //  - COPY … FROM STDIN / TO STDOUT (text format) of tables with vector columns translated row by row.
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../server/session.ts';
 import {
-  B, Bind, CommandComplete, formatCode, DataRow, ErrorResponse, decodeBind, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
+  B, Bind, CommandComplete, formatCode, DataRow, ErrorResponse, decodeBind, type BindMessage, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
   decodeTarget, type FieldDescription,
 } from '../server/protocol/messages.ts';
 import { serialize } from 'pg-protocol';
-import type { ParseResult } from './parse.ts';
+import { parseStatement, type ParseResult } from './parse.ts';
 import { extensionCommand, PGVECTOR_AVAILABLE_SQL } from './extension.ts';
 import {
   PgvectorError, arrayBinaryToVectorBinary, arrayTextToVectorText, vectorBinaryToArrayBinary, vectorTextToArrayText,
@@ -24,6 +24,9 @@ import {
 import { raiseStatement, rewriteStatements, type AllColumnsCatalog, type Replacement, type VectorColumn } from './vector-rewrite.ts';
 
 type Node = Record<string, any>;
+
+/** The internal prepared statement a planned Bind runs (plannedBind). */
+const PLANNED_STATEMENT = 'winnow_planned';
 
 interface TableInfo {
   columns: string[];
@@ -40,6 +43,7 @@ type Pending =
   | { t: 'parse' }
   | { t: 'injParse' }
   | { t: 'injBind' }
+  | { t: 'injClose' }
   | { t: 'bind'; stmt: string; formats: number[] }
   | { t: 'describeS'; name: string; injected?: boolean }
   | { t: 'describeP' }
@@ -376,6 +380,30 @@ export class VectorSession implements StatementHandler {
     return [serialize.parse({ name: '', text: raiseStatement(e), types: [] }), serialize.bind({ portal: '', statement: '' }), serialize.execute({ portal: '', rows: 0 })];
   }
 
+  /**
+   * The client's Bind of one of its statements, replaced by a statement the planner wrote for it with
+   * every parameter inlined: an internal statement (closed and parsed again each time; its
+   * CloseComplete and ParseComplete are dropped) is bound to the client's portal. The client's own
+   * statement stays as it prepared it; its described result columns translate the rows.
+   */
+  async plannedBind(ctx: SessionContext, b: BindMessage, text: string): Promise<FrontendAction> {
+    const r = await this.rewrite(ctx, parseStatement(text));
+    if ('error' in r) return { forward: this.injectError(r.error) };
+    this.pending.push({ t: 'injClose' }, { t: 'injParse' }, { t: 'bind', stmt: b.statement, formats: b.resultFormats });
+    return {
+      forward: [
+        serialize.close({ type: 'S', name: PLANNED_STATEMENT }),
+        serialize.parse({ name: PLANNED_STATEMENT, text: r.sql, types: [] }),
+        Bind({ ...b, statement: PLANNED_STATEMENT, params: [], paramFormats: [] }),
+      ],
+    };
+  }
+
+  /** Whether a parameter type OID is one of this database's vector types (their text is pgvector's '[…]'). */
+  isVectorType(oid: number): boolean {
+    return !!this.types?.has(oid);
+  }
+
   onBind(_ctx: SessionContext, frame: Buffer): FrontendAction {
     if (!this.types?.size) {
       // No vector types: nothing to translate in the parameters, and no statement has described
@@ -529,6 +557,10 @@ export class VectorSession implements StatementHandler {
       return head?.t === 'injParse' ? null : undefined;
     }
     if (frame[0] === B.BindComplete && this.pending[0]?.t === 'injBind') {
+      this.pending.shift();
+      return null;
+    }
+    if (frame[0] === B.CloseComplete && this.pending[0]?.t === 'injClose') {
       this.pending.shift();
       return null;
     }

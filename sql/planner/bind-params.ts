@@ -45,6 +45,8 @@ export interface BoundParams {
   types: number[];
   /** Parameters left as $n (e.g. the query vector, which the planner reads from the Bind itself). */
   keep?: ReadonlySet<number>;
+  /** Types written as untyped literals of their text (vector types: the planner reads '[…]' literals). */
+  untyped?: (type: number) => boolean;
 }
 
 /**
@@ -68,7 +70,7 @@ export function inlineParams(text: string, stmt: Node, p: BoundParams): string |
     else {
       const s = p.formatOf(r.number - 1) === 1 ? binaryText(v, type) : v.toString('utf8');
       if (s === null) return null;
-      if (type === 0) lit = quoteLiteral(s);
+      if (type === 0 || (p.untyped?.(type) && p.formatOf(r.number - 1) === 0)) lit = quoteLiteral(s);
       else if (TYPE_NAMES[type]) lit = `${quoteLiteral(s)}::${TYPE_NAMES[type]}`;
       else return null;
     }

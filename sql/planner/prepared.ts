@@ -11,7 +11,8 @@ import { parseStatement, type ParseResult } from '../parse.ts';
 import { bindStatementName, type VectorSession } from '../vector-session.ts';
 import type { DatabaseIndexes, LiveIndex } from '../../sync/index-manager.ts';
 import { parseVectorText } from '../../native/index.ts';
-import { recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
+import { hasDistanceThreshold, recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
+import { innerSelects } from './cte.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { filteredSearch, type FilterQuery } from './filter.ts';
 import { inlineParams } from './bind-params.ts';
@@ -21,10 +22,17 @@ import type { SessionVisibility, TableFacts } from './visibility.ts';
 type Node = Record<string, any>;
 type ParseArgs = Parameters<NonNullable<StatementHandler['onParse']>>[1];
 /** `literal`: the statement's own query vector, parsed once at Parse (null: it is parameter `queryParam`). */
+/** Plans a statement's simple-protocol text (PlannerSession.plan): the rewritten text, or null to run it as it is. */
+export type PlanText = (ctx: SessionContext, text: string, stmt: Node, location: number, length: number) => Promise<string | null>;
 type Prepared = { pat: KnnPattern; li: LiveIndex; nParams: number; output: OutputColumn[] | null; literal: Float32Array | null; queryParam: number };
 
 export class PreparedKnnStatements {
   private prepared = new Map<string, Prepared>();
+  /**
+   * Statements with nearest-neighbour parts the Parse-time rewrite does not cover (CTEs, FROM
+   * subqueries, distance thresholds): planned at each Bind from their text with the parameters inlined.
+   */
+  private planAtBind = new Set<string>();
   /** The unnamed portal when it was answered from the index alone (nothing of it exists in Postgres). */
   private portal: { fields: FieldDescription[]; rows: Buffer[]; sent: number } | null = null;
   /** A message of the current batch (since the last Sync) went to Postgres. */
@@ -36,13 +44,18 @@ export class PreparedKnnStatements {
     private db: (ctx: SessionContext) => Promise<DatabaseIndexes>,
     private cachedDb: () => DatabaseIndexes | null,
     private visibility: SessionVisibility,
+    private planText: PlanText,
   ) {}
 
   onParse(ctx: SessionContext, p: ParseArgs): FrontendAction | Promise<FrontendAction> {
     this.prepared.delete(p.name);
+    this.planAtBind.delete(p.name);
     this.batchForwarded = true;
     // Not a nearest-neighbour query: VectorSession's hook, synchronously if it can.
-    if (!this.knnPattern(p)) return this.inner.onParse(ctx, p);
+    if (!this.knnPattern(p)) {
+      if (nestedKnn(p)) this.planAtBind.add(p.name);
+      return this.inner.onParse(ctx, p);
+    }
     return this.onParseAsync(ctx, p);
   }
 
@@ -99,6 +112,7 @@ export class PreparedKnnStatements {
     const name = bindStatementName(f);
     const stmt = ctx.preparedStatements.get(name);
     if (stmt) this.visibility.note(stmt.parsed);
+    if (this.planAtBind.size && this.planAtBind.has(name) && ctx.transactionStatus === 'I') return this.forwarded(this.bindPlannedText(ctx, f));
     // Statements the planner did not prepare: no decode here, VectorSession answers synchronously.
     if (this.prepared.size === 0 || !this.prepared.has(name)) return this.forwarded(this.inner.onBind(ctx, f));
     const b = decodeBind(f);
@@ -132,6 +146,32 @@ export class PreparedKnnStatements {
     const outcome = await filteredSearch(ctx, prep.li, q.vec, q.k, settings, fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
     if (!outcome) return this.forwardBind(ctx, b, prep, null);
     return this.searchAndBind(ctx, b, prep, q, facts, outcome);
+  }
+
+  /**
+   * A Bind of a statement whose nearest-neighbour parts are nested (or a distance threshold): the
+   * statement with the Bind's parameters inlined is planned as a simple query would be, and the
+   * client's portal is bound to the planned text (VectorSession.plannedBind). Not plannable: as sent.
+   */
+  private async bindPlannedText(ctx: SessionContext, f: Buffer): Promise<FrontendAction> {
+    const b = decodeBind(f);
+    const orig = ctx.preparedStatements.get(b.statement);
+    try {
+      if (orig?.parsed.ok && orig.parsed.statements.length === 1) {
+        const text = inlineParams(orig.text, orig.parsed.statements[0].stmt, {
+          values: b.params, formatOf: (i) => formatCode(b.paramFormats, i), types: this.inner.statementParamTypes(b.statement), untyped: (t) => this.inner.isVectorType(t),
+        });
+        const parsed = text === null ? null : parseStatement(text);
+        if (text !== null && parsed?.ok && parsed.statements.length === 1) {
+          const st = parsed.statements[0];
+          const planned = await this.planText(ctx, text, st.stmt, st.location, st.length);
+          if (planned !== null) return this.inner.plannedBind(ctx, b, planned);
+        }
+      }
+    } catch (err) {
+      ctx.log.warn({ err }, 'winnow planner failed at Bind; the statement runs in Postgres');
+    }
+    return this.inner.onBind(ctx, f);
   }
 
   /** The statement's WHERE clause with the Bind's parameters written in (the query vector stays $n). */
@@ -240,7 +280,10 @@ export class PreparedKnnStatements {
       this.portal = null;
       return { respond: [CloseComplete()] };
     }
-    if (c.target === 'S') this.prepared.delete(c.name);
+    if (c.target === 'S') {
+      this.prepared.delete(c.name);
+      this.planAtBind.delete(c.name);
+    }
     this.batchForwarded = true;
     return undefined;
   }
@@ -258,6 +301,18 @@ export class PreparedKnnStatements {
   private isLive(li: LiveIndex): boolean {
     const indexes = this.cachedDb()?.indexes.values() ?? [li];
     for (const x of indexes) if (x === li) return true;
+    return false;
+  }
+}
+
+/** A SELECT with a distance threshold, or with a CTE / FROM subquery the planner may answer from an index. */
+function nestedKnn(p: { text: string; parsed: ParseResult }): boolean {
+  if (!p.parsed.ok || p.parsed.statements.length !== 1 || p.parsed.statements[0].kind !== 'SelectStmt') return false;
+  const st = p.parsed.statements[0];
+  try {
+    if (hasDistanceThreshold(st.stmt)) return true;
+    return innerSelects(p.text, st.stmt).some((i) => recognizeKnn(p.text, i.stmt, i.start, i.end - i.start) || hasDistanceThreshold(i.stmt));
+  } catch {
     return false;
   }
 }

@@ -59,6 +59,15 @@ type QueryOperand = { literal: string } | { param: number };
 
 
 function constInt(n: Node | undefined): number | null {
+  // A Bind's parameter written in as a typed literal (bind-params.ts): '10'::bigint.
+  const cast = n?.TypeCast;
+  if (cast) {
+    const names = (cast.typeName?.names ?? []).map((x: Node) => x.String?.sval);
+    if (!['int2', 'int4', 'int8'].includes(names[names.length - 1])) return null;
+    const inner = cast.arg?.A_Const;
+    if (inner?.sval && /^\s*\d+\s*$/.test(inner.sval.sval ?? '')) return Number(inner.sval.sval);
+    return constInt(cast.arg);
+  }
   const c = n?.A_Const;
   if (!c) return null;
   if (c.ival) return typeof c.ival.ival === 'number' ? c.ival.ival : 0;
@@ -469,6 +478,20 @@ export function recognizeRange(text: string, stmt: Node, stmtLocation: number, s
     text: buf.subarray(a, b).toString('utf8'),
     spans,
   };
+}
+
+/**
+ * Whether a SELECT's WHERE compares a distance with anything (`col <op> q < r`, r or q possibly
+ * parameters): at Parse, the statements worth planning at each Bind once the parameters are known.
+ */
+export function hasDistanceThreshold(stmt: Node): boolean {
+  const w = stmt.SelectStmt?.whereClause;
+  if (!w) return false;
+  return conjuncts(w).some((c) => {
+    const e = c.A_Expr;
+    if (!e || e.kind !== 'AEXPR_OP' || e.name?.length !== 1 || !['<', '<=', '>', '>='].includes(e.name[0].String?.sval)) return false;
+    return !!(distanceExpr(e.lexpr) ?? distanceExpr(e.rexpr));
+  });
 }
 
 /** The range statement restricted to the ids the index found within the radius. */

@@ -51,7 +51,7 @@ export class PlannerSession implements StatementHandler {
   /** `startup`: the settings the connection's StartupMessage gave (gucsFromStartup), RESET's target. */
   constructor(private mgr: IndexManager, private readonly startup: SessionGucs = noGucs()) {
     this.gucs = { ...startup };
-    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility);
+    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility, (ctx, text, stmt, location, length) => this.plan(ctx, text, stmt, location, length));
   }
 
   private async db(ctx: SessionContext) {

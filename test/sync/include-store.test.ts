@@ -72,7 +72,7 @@ test('random inserts, updates (full and partial), deletes and clear agree with a
   }
   expect(store.typeOf('qty')).toBe('int4');
   expect(() => store.value(1n, 'nope')).toThrow(/not an INCLUDE column/);
-});
+}, 180_000); // ~15 s alone; over a minute on 2 loaded cores beside the other test files
 
 test('damaged or mismatched snapshots are rejected', () => {
   const s = new IncludeStore(DEF);
