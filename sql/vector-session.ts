@@ -11,7 +11,7 @@
 //  - COPY … FROM STDIN / TO STDOUT (text format) of tables with vector columns translated row by row.
 import type { FrontendAction, SessionContext, StatementHandler, StatementHandlerFactory } from '../server/session.ts';
 import {
-  B, Bind, CommandComplete, formatCode, DataRow, ErrorResponse, decodeBind, type BindMessage, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
+  B, Bind, CommandComplete, formatCode, DataRow, ErrorResponse, ParameterDescription, decodeBind, type BindMessage, decodeCommandComplete, decodeDataRow, decodeErrorFields, decodeRowDescription,
   decodeTarget, type FieldDescription,
 } from '../server/protocol/messages.ts';
 import { serialize } from 'pg-protocol';
@@ -76,6 +76,8 @@ export class VectorSession implements StatementHandler {
   private pgvectorAvailable: boolean | null = null;
   private tables = new Map<string, TableInfo | null>();
   private stmtParams = new Map<string, number[]>();
+  /** Statements prepared with parameters of Winnow's own after the client's: how many are the client's. */
+  private clientParams = new Map<string, number>();
   private stmtFields = new Map<string, FieldDescription[]>();
   private pending: Pending[] = [];
   private current: ColumnKinds | null = null;
@@ -322,6 +324,7 @@ export class VectorSession implements StatementHandler {
     }
     this.stmtParams.set(p.name, types);
     this.stmtFields.delete(p.name);
+    this.clientParams.delete(p.name);
     this.pending.push({ t: 'parse' });
     if (!this.types?.size) return r.changed ? { forward: [serialize.parse({ name: p.name, text: r.sql, types: p.paramTypes })] } : undefined;
     // Also describe the statement (answers dropped on the way back) so result columns are known even
@@ -397,6 +400,14 @@ export class VectorSession implements StatementHandler {
         Bind({ ...b, statement: PLANNED_STATEMENT, params: [], paramFormats: [] }),
       ],
     };
+  }
+
+  /**
+   * The statement just parsed (through onParse) takes parameters of Winnow's own after the client's
+   * first `n`: the client's Describe shows only those, as Postgres would for the client's text.
+   */
+  hideTrailingParams(name: string, n: number): void {
+    this.clientParams.set(name, n);
   }
 
   /** Whether a parameter type OID is one of this database's vector types (their text is pgvector's '[…]'). */
@@ -594,6 +605,8 @@ export class VectorSession implements StatementHandler {
           const known = this.stmtParams.get(head.name);
           if (!known || known.every((t) => t === 0)) this.stmtParams.set(head.name, types);
           if (head.injected) return null;
+          const shown = this.clientParams.get(head.name);
+          if (shown !== undefined && shown < n) return ParameterDescription(types.slice(0, shown));
         }
         return undefined;
       }

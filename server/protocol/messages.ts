@@ -315,6 +315,12 @@ export function PortalSuspended(): Buffer {
   return new Writer().flush(B.PortalSuspended);
 }
 
+export function ParameterDescription(typeOids: readonly number[]): Buffer {
+  const w = new Writer().addInt16(typeOids.length);
+  for (const t of typeOids) w.addInt32(t | 0);
+  return w.flush(B.ParameterDescription);
+}
+
 export function NoData(): Buffer {
   return Buffer.from([B.NoData, 0, 0, 0, 4]);
 }

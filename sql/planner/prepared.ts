@@ -70,7 +70,7 @@ export class PreparedKnnStatements {
   }
 
   private async onParseAsync(ctx: SessionContext, p: ParseArgs): Promise<FrontendAction> {
-    let planned: { text: string; types: number[] } | null = null;
+    let planned: { text: string; types: number[]; clientParams: number } | null = null;
     try {
       planned = await this.planParse(ctx, p);
     } catch (err) {
@@ -81,10 +81,11 @@ export class PreparedKnnStatements {
     const parsed = parseStatement(planned.text);
     const frame = serialize.parse({ name: p.name, text: planned.text, types: planned.types });
     const r = await this.inner.onParse(ctx, { name: p.name, text: planned.text, paramTypes: planned.types, parsed, frame });
+    this.inner.hideTrailingParams(p.name, planned.clientParams);
     return r ?? { forward: [frame] };
   }
 
-  private async planParse(ctx: SessionContext, p: ParseArgs): Promise<{ text: string; types: number[] } | null> {
+  private async planParse(ctx: SessionContext, p: ParseArgs): Promise<{ text: string; types: number[]; clientParams: number } | null> {
     if (p.parsed.ok && p.parsed.statements.length === 1 && p.parsed.statements[0].kind === 'SelectStmt') {
       const st = p.parsed.statements[0];
       const pat = recognizeKnn(p.text, st.stmt, st.location, st.length);
@@ -101,7 +102,7 @@ export class PreparedKnnStatements {
           types.push(1016, 1022); // bigint[], float8[]
           const queryParam = 'param' in pat.query ? pat.query.param : 0;
           this.prepared.set(p.name, { pat, li, nParams, output: indexOnlyColumns(st.stmt, pat, li.meta.keyColumn), literal, queryParam });
-          return { text, types };
+          return { text, types, clientParams: nParams };
         }
       }
     }

@@ -294,3 +294,24 @@ test('a prepared statement whose query vector is a literal (pgbench -M prepared,
   await expect(c.query({ name: 'lit_bad', text: `SELECT id FROM items ORDER BY v <=> '[1,2,3]' LIMIT 3`, rowMode: 'array' })).rejects.toMatchObject({ code: '22000' });
   expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
 });
+
+test("Describe of a planned statement shows the client's parameters only (asyncpg and JDBC count them), as Postgres does", async () => {
+  const { RawConn } = await import('../server/helpers.ts');
+  const { serialize } = await import('pg-protocol');
+  const paramTypes = async (port: number, text: string) => {
+    const raw = await RawConn.startup(port, h.conn.user, h.conn.database);
+    try {
+      raw.write(Buffer.concat([serialize.parse({ name: 'described', text }), serialize.describe({ type: 'S', name: 'described' }), serialize.sync()]));
+      const t = (await raw.readUntil('Z')).find((m) => m.type === 't')!;
+      return Array.from({ length: t.body.readInt16BE(0) }, (_, i) => t.body.readUInt32BE(2 + 4 * i));
+    } finally {
+      raw.socket.destroy();
+    }
+  };
+  const vectorOid = Number((await c.query(`SELECT 'vector'::regtype::oid AS o`)).rows[0].o);
+  expect(await paramTypes(h.conn.port, KNN)).toEqual([vectorOid]);
+  expect(await paramTypes(h.conn.port, 'SELECT id FROM items WHERE cat = $2 ORDER BY v <=> $1 LIMIT $3')).toEqual([vectorOid, 23, 20]);
+  // And the statements still run with the client's parameters alone.
+  const q = randomVector(DIM, prng(19)).pgv;
+  expect((await c.query({ name: 'described2', text: 'SELECT id FROM items WHERE cat = $2 ORDER BY v <=> $1 LIMIT $3', values: [q, 2, 4] })).rowCount).toBe(4);
+});
