@@ -18,6 +18,7 @@ program
   .description('start Winnow (and an embedded PostgreSQL unless --database-url is given)')
   .addOption(new Option('-H, --host <host>', 'address to listen on').env(ENV.host).default(DEFAULTS.host))
   .addOption(new Option('-p, --port <port>', 'port to listen on (0 = any free port)').env(ENV.port).default(String(DEFAULTS.port)))
+  .addOption(new Option('-k, --unix-socket-dir <dir>', 'also listen on the Unix-domain socket <dir>/.s.PGSQL.<port> (psql -h <dir>)').env(ENV.unixSocketDir))
   .addOption(new Option('--database-url <url>', 'use this existing PostgreSQL instead of the embedded one').env(ENV.databaseUrl))
   .addOption(new Option('-D, --data-dir <dir>', 'data directory of the embedded PostgreSQL').env(ENV.dataDir).default(DEFAULTS.dataDir))
   .addOption(new Option('--pg-port <port>', 'port of the embedded PostgreSQL on 127.0.0.1 (0 = any free port)').env(ENV.pgPort).default('0'))
@@ -39,6 +40,7 @@ program
       winnow = await startWinnow({
         host: o.host,
         port: Number(o.port),
+        unixSocketDir: o.unixSocketDir,
         databaseUrl: o.databaseUrl,
         dataDir: o.dataDir,
         pgPort: Number(o.pgPort ?? 0),
@@ -63,6 +65,7 @@ program
     }
     const host = winnow.host.includes(':') ? `[${winnow.host}]` : winnow.host;
     process.stdout.write(`Winnow is ready. Connect with:\n  psql "postgres://postgres@${host}:${winnow.port}/postgres"\n`);
+    if (winnow.socketPath) process.stdout.write(`  psql -h ${path.dirname(winnow.socketPath)} -p ${winnow.port} -U postgres postgres\n`);
     let stopping = false;
     const stop = (signal: string) => {
       if (stopping) return;

@@ -6,6 +6,8 @@ export interface WinnowConfig {
   host: string;
   /** Port Winnow listens on (default 5433; 0 = any free port). */
   port: number;
+  /** Also listen on the Unix-domain socket <dir>/.s.PGSQL.<port> (default: TCP only). */
+  unixSocketDir?: string;
   /** Use this existing PostgreSQL instead of the embedded one (postgres://user@host:port/db). */
   databaseUrl?: string;
   /** Data directory for the embedded PostgreSQL (default ./.winnow). */
@@ -34,6 +36,7 @@ export const DEFAULTS: WinnowConfig = {
 export const ENV: Record<keyof WinnowConfig, string> = {
   host: 'WINNOW_HOST',
   port: 'WINNOW_PORT',
+  unixSocketDir: 'WINNOW_UNIX_SOCKET_DIR',
   databaseUrl: 'WINNOW_DATABASE_URL',
   dataDir: 'WINNOW_DATA_DIR',
   pgPort: 'WINNOW_PG_PORT',

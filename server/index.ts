@@ -21,6 +21,8 @@ export interface StartOptions extends Partial<WinnowConfig> {
 export interface Winnow {
   host: string;
   port: number;
+  /** The Unix-domain socket Winnow also listens on (config.unixSocketDir), else null. */
+  socketPath: string | null;
   config: WinnowConfig;
   /** Where sessions connect: the embedded cluster (if Winnow started one) or --database-url. */
   postgres: { host: string; port: number; embedded: boolean; socketDir?: string };
@@ -62,6 +64,7 @@ export async function startWinnow(options: StartOptions = {}): Promise<Winnow> {
   const listener = new Listener({
     host: config.host,
     port: config.port,
+    unixSocketDir: config.unixSocketDir,
     log,
     targetFor,
     handlerFactory,
@@ -75,12 +78,13 @@ export async function startWinnow(options: StartOptions = {}): Promise<Winnow> {
     await cluster?.stop();
     throw err;
   }
-  log.info({ host: addr.host, port: addr.port, postgres: pgInfo, tls: Boolean(config.tlsCert) }, 'winnow listening');
+  log.info({ host: addr.host, port: addr.port, socket: listener.socketPath ?? undefined, postgres: pgInfo, tls: Boolean(config.tlsCert) }, 'winnow listening');
 
   let closing: Promise<void> | null = null;
   return {
     host: addr.host,
     port: addr.port,
+    socketPath: listener.socketPath,
     config,
     postgres: pgInfo,
     sessionCount: () => listener.sessions.size,

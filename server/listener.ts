@@ -1,5 +1,7 @@
-// TCP accept, SSL/GSSENC negotiation, StartupMessage, CancelRequest routing.
+// TCP and Unix-domain socket accept, SSL/GSSENC negotiation, StartupMessage, CancelRequest routing.
+import { existsSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import { Framer, MAX_STARTUP_PACKET } from './protocol/framer.ts';
@@ -10,6 +12,11 @@ import { sendCancel, type BackendTarget } from './backend.ts';
 export interface ListenerOptions {
   host: string;
   port: number;
+  /**
+   * Also accept connections on the Unix-domain socket `<dir>/.s.PGSQL.<port>`, where libpq clients
+   * look for it (`psql -h <dir> -p <port>`). Its clients are local, like loopback ones.
+   */
+  unixSocketDir?: string;
   log: Logger;
   /** Which Postgres a client session connects to (may depend on the client's address). */
   targetFor(remoteAddress: string | undefined): BackendTarget;
@@ -20,13 +27,20 @@ export interface ListenerOptions {
   maxMessageSize?: number;
 }
 
+/** The remote address given to targetFor for a Unix-domain socket client. */
+export const LOCAL_SOCKET = 'local';
+
 export function isLoopback(addr: string | undefined): boolean {
   if (!addr) return false;
+  if (addr === LOCAL_SOCKET) return true;
   return addr === '::1' || addr.startsWith('127.') || addr.startsWith('::ffff:127.');
 }
 
 export class Listener {
   readonly server: net.Server;
+  private unixServer: net.Server | null = null;
+  /** The Unix-domain socket's path once listening on it. */
+  socketPath: string | null = null;
   readonly sessions = new Set<Session>();
   private readonly cancelKeys = new Map<string, Session>();
   private readonly pendingSockets = new Set<net.Socket>();
@@ -35,7 +49,7 @@ export class Listener {
 
   constructor(private readonly opts: ListenerOptions) {
     if (opts.tls) this.secureContext = tls.createSecureContext(opts.tls);
-    this.server = net.createServer((sock) => this.accept(sock));
+    this.server = net.createServer((sock) => this.accept(sock, sock.remoteAddress));
     this.server.on('error', (err) => opts.log.error({ err }, 'listener error'));
   }
 
@@ -45,17 +59,44 @@ export class Listener {
       this.server.listen(this.opts.port, this.opts.host, () => {
         this.server.removeListener('error', reject);
         const a = this.server.address() as net.AddressInfo;
-        resolve({ host: a.address, port: a.port });
+        if (!this.opts.unixSocketDir) return resolve({ host: a.address, port: a.port });
+        this.listenUnix(path.join(this.opts.unixSocketDir, `.s.PGSQL.${a.port}`)).then(() => resolve({ host: a.address, port: a.port }), (err) => {
+          this.server.close();
+          reject(err);
+        });
       });
     });
   }
 
-  private accept(sock: net.Socket): void {
-    sock.setNoDelay(true);
+  private async listenUnix(file: string): Promise<void> {
+    // A socket file left by a process that died: nobody answers on it, so it can go (as Postgres
+    // decides with its lock file). One that answers belongs to a running server.
+    if (existsSync(file)) {
+      const alive = await new Promise<boolean>((r) => {
+        const probe = net.connect(file, () => { probe.destroy(); r(true); });
+        probe.on('error', () => r(false));
+      });
+      if (alive) throw new Error(`another server is listening on ${file}`);
+      unlinkSync(file);
+    }
+    const server = net.createServer((sock) => this.accept(sock, LOCAL_SOCKET));
+    server.on('error', (err) => this.opts.log.error({ err }, 'listener error (Unix socket)'));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(file, () => {
+        server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    this.unixServer = server;
+    this.socketPath = file;
+  }
+
+  private accept(sock: net.Socket, remote: string | undefined): void {
+    if (remote !== LOCAL_SOCKET) sock.setNoDelay(true);
     this.pendingSockets.add(sock);
     sock.once('close', () => this.pendingSockets.delete(sock));
-    const remote = sock.remoteAddress;
-    const log = this.opts.log.child({ remote: `${remote}:${sock.remotePort}` });
+    const log = this.opts.log.child({ remote: remote === LOCAL_SOCKET ? LOCAL_SOCKET : `${remote}:${sock.remotePort}` });
     const timer = setTimeout(() => {
       log.info('startup timeout');
       sock.destroy();
@@ -180,9 +221,11 @@ export class Listener {
   /** Stops accepting, closes every session (client and backend). */
   async close(): Promise<void> {
     const closed = new Promise<void>((r) => this.server.close(() => r()));
+    const unixClosed = new Promise<void>((r) => (this.unixServer ? this.unixServer.close(() => r()) : r()));
     for (const s of this.sessions) s.destroy();
     for (const s of this.pendingSockets) s.destroy();
     await closed;
+    await unixClosed; // net.Server removes its socket file on close
   }
 }
 
