@@ -20,12 +20,12 @@ export interface PgbenchRun { tps: number; latencyMs: number; failed: number }
 
 /**
  * `statement(v)` is one script's SQL with `v` the variable to use for the query vector (`:q7`).
- * `options`: the connection's startup options (`-c winnow.nprobe=24 …`).
+ * `options`: the connection's startup options (`-c winnow.nprobe=24 …`); `host`: an address or a Unix socket directory.
  */
-export function pgbench(opts: { port: number; user: string; password: string; database: string; vectors: string[]; statement: (v: string) => string; seconds: number; clients?: number; options?: string }): PgbenchRun {
+export function pgbench(opts: { host?: string; port: number; user: string; password: string; database: string; vectors: string[]; statement: (v: string) => string; seconds: number; clients?: number; options?: string }): PgbenchRun {
   const dir = mkdtempSync(path.join(tmpdir(), 'winnow-pgbench-'));
   try {
-    const args = ['-n', '-M', 'prepared', '-c', String(opts.clients ?? 1), '-j', String(opts.clients ?? 1), '-T', String(opts.seconds), '-h', '127.0.0.1', '-p', String(opts.port), '-U', opts.user];
+    const args = ['-n', '-M', 'prepared', '-c', String(opts.clients ?? 1), '-j', String(opts.clients ?? 1), '-T', String(opts.seconds), '-h', opts.host ?? '127.0.0.1', '-p', String(opts.port), '-U', opts.user];
     opts.vectors.slice(0, PGBENCH_MAX_SCRIPTS).forEach((v, i) => {
       const file = path.join(dir, `q${i}.sql`);
       writeFileSync(file, opts.statement(`:q${i}`) + ';\n');

@@ -65,7 +65,7 @@ const set = loadSet();
 const { op, opclass } = OPS[set.metric];
 const dir = mkdtempSync(path.join(tmpdir(), 'winnow-e2e-'));
 const pgPort = 20000 + Math.floor(Math.random() * 20000);
-const child = spawn(process.execPath, [path.join(root, 'bin/winnow.js'), 'serve', '-p', '0', '-D', dir, '--pg-port', String(pgPort), '--pg-password', 'pw'], {
+const child = spawn(process.execPath, [path.join(root, 'bin/winnow.js'), 'serve', '-p', '0', '-k', dir, '-D', dir, '--pg-port', String(pgPort), '--pg-password', 'pw'], {
   cwd: root, env: { ...process.env, WINNOW_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
 });
 const port = await new Promise<number>((resolve, reject) => {
@@ -266,8 +266,8 @@ try {
   // ---- the same statements from pgbench (a C client)
   const withPgbench = pgbenchAvailable();
   const pgbVectors = evalQ.slice(0, PGBENCH_MAX_SCRIPTS).map((q) => qText[q]);
-  const pgb = (port: number, statement: (v: string) => string, options?: string, clients = 1) =>
-    pgbench({ ...conn, port, vectors: pgbVectors, statement, seconds: SECONDS, clients, options });
+  const pgb = (port: number, statement: (v: string) => string, options?: string, clients = 1, host?: string) =>
+    pgbench({ ...conn, host, port, vectors: pgbVectors, statement, seconds: SECONDS, clients, options });
   const unfilteredPgb: Record<string, number> = {};
   if (withPgbench) {
     say(`## The same from pgbench (\`pgbench -M prepared\`, a C client; ${pgbVectors.length} evaluation queries, one script each, the vector a Bind parameter; settings as startup options)`);
@@ -285,6 +285,8 @@ try {
         if (clients === 1) unfilteredPgb[target] = r.tps;
         say(`| \`${knn}\` (target ${target}) | nprobe ${g.nprobe}, k_factor ${g.kf} | ${g.recall.toFixed(3)} | ${clients} | ${Math.round(r.tps).toLocaleString('en')} | ${r.latencyMs.toFixed(3)} |`);
       }
+      const u = pgb(port, (v) => `SELECT id FROM items ORDER BY v ${op} ${v} LIMIT ${K}`, `-c winnow.nprobe=${g.nprobe} -c winnow.k_factor=${g.kf}`, 1, dir);
+      say(`| same, over Winnow's Unix-domain socket | nprobe ${g.nprobe}, k_factor ${g.kf} | ${g.recall.toFixed(3)} | 1 | ${Math.round(u.tps).toLocaleString('en')} | ${u.latencyMs.toFixed(3)} |`);
     }
     say('');
   } else {
