@@ -51,7 +51,7 @@ export class PlannerSession implements StatementHandler {
   /** `startup`: the settings the connection's StartupMessage gave (gucsFromStartup), RESET's target. */
   constructor(private mgr: IndexManager, private readonly startup: SessionGucs = noGucs()) {
     this.gucs = { ...startup };
-    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility, (ctx, text, stmt, location, length) => this.plan(ctx, text, stmt, location, length));
+    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility, (ctx, text, stmt, location, length) => this.plan(ctx, text, stmt, location, length, true));
   }
 
   private async db(ctx: SessionContext) {
@@ -192,20 +192,20 @@ export class PlannerSession implements StatementHandler {
    * statement itself (ORDER BY distance LIMIT k, or a distance threshold), or else each CTE / FROM
    * subquery that has that shape, rewritten in place. `this.plans` describes what was planned.
    */
-  async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number): Promise<string | null> {
+  async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number, atBind = false): Promise<string | null> {
     this.indexOnly = null;
     this.plans = [];
     this.lastPlan = null;
     const knn = recognizeKnn(text, stmt, location, length);
-    if (knn) return this.planKnn(ctx, knn, null, stmt);
+    if (knn) return this.planKnn(ctx, knn, null, atBind, stmt);
     const range = recognizeRange(text, stmt, location, length);
-    if (range) return this.planRange(ctx, range, null);
+    if (range) return this.planRange(ctx, range, null, atBind);
     const parts: { start: number; end: number; text: string }[] = [];
     for (const inner of innerSelects(text, stmt)) {
       const part = inner.label;
       const p = recognizeKnn(text, inner.stmt, inner.start, inner.end - inner.start);
       const r = p ? null : recognizeRange(text, inner.stmt, inner.start, inner.end - inner.start);
-      const planned = p ? await this.planKnn(ctx, p, part) : r ? await this.planRange(ctx, r, part) : null;
+      const planned = p ? await this.planKnn(ctx, p, part, atBind) : r ? await this.planRange(ctx, r, part, atBind) : null;
       if (planned) parts.push({ start: inner.start, end: inner.end, text: planned });
     }
     if (!parts.length) return null;
@@ -215,8 +215,13 @@ export class PlannerSession implements StatementHandler {
     return spliceText(own, parts.map((p) => ({ start: p.start - location, end: p.end - location, text: p.text })));
   }
 
-  /** The index, query vector and settings for a planned part, after read-your-writes; null = run in Postgres. */
-  private async target(ctx: SessionContext, schema: string | undefined, table: string, column: string, metric: Metric, literal: string, k: number) {
+  /**
+   * The index, query vector and settings for a planned part, after read-your-writes; null = run in
+   * Postgres. `atBind`: planning a Bind, when the session's connection may be inside the client's
+   * batch: the table is found by name and the facts are read on Winnow's own connection, as for
+   * prepared statements (prepared.ts).
+   */
+  private async target(ctx: SessionContext, schema: string | undefined, table: string, column: string, metric: Metric, literal: string, k: number, atBind: boolean) {
     // Inside a transaction block the session may have uncommitted writes the index cannot see:
     // exact execution in Postgres (documented).
     if (ctx.transactionStatus !== 'I') return null;
@@ -225,7 +230,9 @@ export class PlannerSession implements StatementHandler {
     const vec = parseVectorLiteral(literal);
     if (!vec) return null;
     const t0 = performance.now();
-    const facts = await this.visibility.resolve(ctx, db, schema, table);
+    const byName = atBind ? db.findByName(schema, table, column, metric) : undefined;
+    if (atBind && !byName) return null;
+    const facts = byName ? await this.visibility.forIndex(db, byName, ctx.params.user) : await this.visibility.resolve(ctx, db, schema, table);
     if (!facts) return null;
     const li = db.find(facts.relid, column, metric);
     if (!li || vec.length !== li.meta.dim) return null;
@@ -233,10 +240,10 @@ export class PlannerSession implements StatementHandler {
     return { db, vec, facts, li, settings, waitMs: performance.now() - t0 };
   }
 
-  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null, stmt?: Node): Promise<string | null> {
+  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null, atBind: boolean, stmt?: Node): Promise<string | null> {
     if (pat.limitParam || !('literal' in pat.query)) return null;
     const k = pat.limit + pat.offset;
-    const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, k);
+    const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, k, atBind);
     if (!t) return null;
     const { li, vec, facts, settings } = t;
     const requested = filterStrategyOf(this.gucs.filterStrategy) ?? 'auto';
@@ -264,8 +271,8 @@ export class PlannerSession implements StatementHandler {
     return rewriteKnn(pat, li.meta.keyColumn, res.ids, res.distances);
   }
 
-  private async planRange(ctx: SessionContext, pat: RangePattern, part: string | null): Promise<string | null> {
-    const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, RANGE_FIRST_K);
+  private async planRange(ctx: SessionContext, pat: RangePattern, part: string | null, atBind: boolean): Promise<string | null> {
+    const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, RANGE_FIRST_K, atBind);
     if (!t) return null;
     const { li, vec, settings } = t;
     // The rest of the WHERE clause, row-level security and privileges apply in Postgres on the ids found.

@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
+import { FACTS_TTL_MS } from '../../sql/planner/visibility.ts';
 import { plannerClients, closePlannerClients, fillTable, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
@@ -205,6 +206,23 @@ test('extended protocol: CTEs, FROM subqueries and distance thresholds with para
   const vd = await d.query({ text: `WITH nn AS (SELECT id, v FROM items ORDER BY v <-> $1 LIMIT 3) SELECT id, v FROM nn ORDER BY id`, values: [q.arr] });
   expect(v.rows.map((r) => r.id)).toEqual(vd.rows.map((r) => r.id));
   expect(String(v.rows[0].v)).toMatch(/^\[/);
+  // A fresh session with unnamed statements only (Parse and Bind in one batch, so no internal query can
+  // run on its connection), with cached facts expired between statements: still planned.
+  const fresh = await h.client();
+  try {
+    for (const [text, values] of [
+      ['WITH nn AS (SELECT id FROM items ORDER BY v <-> $1 LIMIT 5) SELECT id FROM nn ORDER BY id', [q.pgv]],
+      ['SELECT id FROM items WHERE v <-> $1 < $2 ORDER BY id', [q.pgv, r60]],
+    ] as const) {
+      await new Promise((r) => setTimeout(r, FACTS_TTL_MS + 100));
+      const before = plannerStats.nativeSearches;
+      const a = await fresh.query({ text, values: [...values] });
+      expect(plannerStats.nativeSearches - before, text).toBeGreaterThanOrEqual(1);
+      expect(a.rows).toEqual((await d.query({ text, values: values.map((v) => (v === q.pgv ? q.arr : v)) })).rows);
+    }
+  } finally {
+    await fresh.end();
+  }
   // Inside a transaction block: Postgres's exact answer (the index may not see this transaction's writes).
   await c.query('BEGIN');
   const before = plannerStats.nativeSearches;
