@@ -117,6 +117,8 @@ export class Backend {
   private readonly queue: Pending[] = [];
   private qh = 0; // index of the head entry (amortised O(1) dequeue)
   txStatus: TransactionStatus = 'I';
+  /** The settings Postgres reports with ParameterStatus (TimeZone, DateStyle, …), as it last reported them. */
+  readonly serverParams = new Map<string, string>();
   /** Postgres is in COPY IN mode (CopyInResponse seen, CopyDone/CopyFail not yet sent). */
   copyIn = false;
   /** An extended-protocol batch has been forwarded and not yet closed by Sync. */
@@ -250,6 +252,7 @@ export class Backend {
           const t = run[p];
           if (t === B.ReadyForQuery) this.txStatus = String.fromCharCode(run[p + 5]) as TransactionStatus;
           else if (t === B.CopyInResponse) this.copyIn = true;
+          else if (t === B.ParameterStatus) this.noteParameterStatus(run.subarray(p + 5, end));
           const head = this.qh < this.queue.length ? this.queue[this.qh] : undefined;
           if (typeof head === 'number') {
             if (completes(head, t)) {
@@ -280,6 +283,12 @@ export class Backend {
       return;
     }
     if (out.length) this.sink.toClient(out);
+  }
+
+  private noteParameterStatus(body: Buffer): void {
+    const nul = body.indexOf(0);
+    const end = body.indexOf(0, nul + 1);
+    if (nul > 0 && end > nul) this.serverParams.set(body.toString('utf8', 0, nul), body.toString('utf8', nul + 1, end));
   }
 
   private localAtHead(): boolean {

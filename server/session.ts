@@ -43,6 +43,8 @@ export interface SessionContext {
   /** StartupMessage parameters (user, database, application_name, options, …). */
   readonly params: Readonly<Record<string, string>>;
   readonly transactionStatus: TransactionStatus;
+  /** Settings as Postgres last reported them to this session (ParameterStatus: TimeZone, DateStyle, …). */
+  readonly serverParams: ReadonlyMap<string, string>;
   readonly preparedStatements: ReadonlyMap<string, PreparedStatement>;
   readonly log: Logger;
   /** Send backend messages to the client, ordered after all responses still owed. */
@@ -80,6 +82,8 @@ export interface StatementHandler {
 export type StatementHandlerFactory = (ctx: SessionContext) => StatementHandler | undefined;
 
 // ---------------------------------------------------------------- session
+
+const NO_PARAMS: ReadonlyMap<string, string> = new Map();
 
 /** An exception from a StatementHandler hook (as opposed to a malformed message, which ends the session). */
 class HookError extends Error {
@@ -222,6 +226,10 @@ export class Session implements SessionContext {
 
   get transactionStatus(): TransactionStatus {
     return this.backend?.txStatus ?? 'I';
+  }
+
+  get serverParams(): ReadonlyMap<string, string> {
+    return this.backend?.serverParams ?? NO_PARAMS;
   }
 
   get target(): BackendTarget {

@@ -17,7 +17,8 @@ import pg from 'pg';
 import type { Logger } from 'pino';
 import { VectorIndex, type Metric } from '../native/index.ts';
 import { decodeFloat4Array, decodeKey, decodePgOutput, lsnToBigInt, bigIntToLsn, type TupleValue } from './pgoutput.ts';
-import { quoteIdent } from '../sql/quote.ts';
+import { quoteIdent, quoteLiteral } from '../sql/quote.ts';
+import type { InternalResult } from '../server/backend.ts';
 import { applyMigrations } from '../sql/migrations.ts';
 import { IncludeStore, decodeIncludeBinary, parseIncludeText, type IncludeColumn, type IncludeValue } from './include-store.ts';
 
@@ -435,6 +436,26 @@ export class DatabaseIndexes {
   async currentLsn(): Promise<bigint> {
     const { rows } = await this.query('SELECT pg_current_wal_lsn()::text AS l');
     return lsnToBigInt(rows[0].l);
+  }
+
+  /**
+   * A session's read-only planner query (a pre/post filter, a selectivity estimate) while its own
+   * connection is inside the client's extended-protocol batch: here, as `role`, with the session's
+   * reported `settings` (TimeZone, DateStyle, …), all SET LOCAL in the statement's one implicit
+   * transaction so nothing outlives it. Results as text, like Session.query().
+   */
+  async queryAs(role: string, settings: ReadonlyMap<string, string>, text: string): Promise<InternalResult> {
+    const sets = [...settings].map(([k, v]) => `SET LOCAL ${quoteIdent(k)} TO ${quoteLiteral(v)}`);
+    sets.push(`SET LOCAL ROLE ${quoteIdent(role)}`);
+    try {
+      const r = await this.client.query({ text: `${sets.join('; ')}; ${text}`, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } } as pg.QueryArrayConfig);
+      const last = (Array.isArray(r) ? r[r.length - 1] : r) as pg.QueryArrayResult<(string | null)[]>;
+      return { fields: [], rows: last.rows, commandTags: [] };
+    } catch (err) {
+      const e = err as { code?: string; message: string; severity?: string };
+      if (!e.code) await this.reconnect();
+      return { fields: [], rows: [], commandTags: [], error: { severity: e.severity ?? 'ERROR', code: e.code ?? '08006', message: e.message } };
+    }
   }
 
   /** A query on the sync connection; a broken connection is replaced and the query retried once. */

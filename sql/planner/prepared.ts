@@ -16,6 +16,8 @@ import { innerSelects } from './cte.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { filteredSearch, type FilterQuery } from './filter.ts';
 import { inlineParams } from './bind-params.ts';
+import { contextFreePredicate, sideQueryContext } from './side-query.ts';
+import { quoteIdent } from '../quote.ts';
 import { filterStrategyOf, settingsFrom, type SessionGucs } from './settings.ts';
 import type { SessionVisibility, TableFacts } from './visibility.ts';
 
@@ -23,7 +25,7 @@ type Node = Record<string, any>;
 type ParseArgs = Parameters<NonNullable<StatementHandler['onParse']>>[1];
 /** `literal`: the statement's own query vector, parsed once at Parse (null: it is parameter `queryParam`). */
 /** Plans a statement's simple-protocol text (PlannerSession.plan): the rewritten text, or null to run it as it is. */
-export type PlanText = (ctx: SessionContext, text: string, stmt: Node, location: number, length: number) => Promise<string | null>;
+export type PlanText = (ctx: SessionContext, text: string, stmt: Node, location: number, length: number, sessionBusy: boolean) => Promise<string | null>;
 type Prepared = { pat: KnnPattern; li: LiveIndex; nParams: number; output: OutputColumn[] | null; literal: Float32Array | null; queryParam: number };
 
 export class PreparedKnnStatements {
@@ -141,11 +143,25 @@ export class PreparedKnnStatements {
     const facts = cached ?? (await this.visibility.forIndex(await this.db(ctx), prep.li, ctx.params.user));
     const settings = settingsFrom(this.gucs, q.k);
     if (!prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settings));
-    const fq = this.filterQuery(ctx, b, prep, facts);
+    let fq = this.filterQuery(ctx, b, prep, facts);
     if (!fq) return this.forwardBind(ctx, b, prep, null);
-    // Pre/post filters run their queries on the session's connection: only possible while nothing of this batch is in Postgres.
-    const outcome = await filteredSearch(ctx, prep.li, q.vec, q.k, settings, fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
-    if (!outcome) return this.forwardBind(ctx, b, prep, null);
+    // Pre/post filters run their queries on the session's connection while nothing of this batch is
+    // in Postgres; after that, on Winnow's own connection when the predicate allows (side-query.ts).
+    let queryCtx = ctx;
+    if (this.batchForwarded && !fq.rls && !this.visibility.roleChanged && fq.whereNode && contextFreePredicate(fq.whereNode)) {
+      const db = await this.db(ctx);
+      const side = sideQueryContext(ctx, (role, settings, text) => db.queryAs(role, settings, text));
+      if (side) {
+        queryCtx = side;
+        // The table by its schema, not by the side connection's search_path.
+        fq = { ...fq, fromList: `${quoteIdent(prep.li.meta.schema)}.${quoteIdent(prep.li.meta.table)} AS ${quoteIdent(fq.ref)}` };
+      }
+    }
+    const outcome = await filteredSearch(queryCtx, prep.li, q.vec, q.k, settings, fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
+    if (!outcome) {
+      plannerStats.exactFallbacks++; // a filter query failed (Postgres reports its error on the statement) or could not run
+      return this.forwardBind(ctx, b, prep, null);
+    }
     return this.searchAndBind(ctx, b, prep, q, facts, outcome);
   }
 
@@ -165,7 +181,7 @@ export class PreparedKnnStatements {
         const parsed = text === null ? null : parseStatement(text);
         if (text !== null && parsed?.ok && parsed.statements.length === 1) {
           const st = parsed.statements[0];
-          const planned = await this.planText(ctx, text, st.stmt, st.location, st.length);
+          const planned = await this.planText(ctx, text, st.stmt, st.location, st.length, this.batchForwarded);
           if (planned !== null) return this.inner.plannedBind(ctx, b, planned);
         }
       }

@@ -10,11 +10,12 @@ import type { FrontendAction, SessionContext, StatementHandler, StatementHandler
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseStatement, parseUncached, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
-import { quoteLiteral } from '../quote.ts';
+import { quoteIdent, quoteLiteral } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { DatabaseIndexes, IndexManager } from '../../sync/index-manager.ts';
 import { parseVectorLiteral, recognizeKnn, recognizeRange, rewriteKnn, rewriteRange, type KnnPattern, type RangePattern } from './recognize.ts';
 import { innerSelects, spliceText } from './cte.ts';
+import { contextFreePredicate, sideQueryContext } from './side-query.ts';
 import { filteredSearch } from './filter.ts';
 import { RANGE_FIRST_K, rangeSearch } from './threshold.ts';
 import { SqlPreparedStatements } from './sql-prepared.ts';
@@ -51,7 +52,7 @@ export class PlannerSession implements StatementHandler {
   /** `startup`: the settings the connection's StartupMessage gave (gucsFromStartup), RESET's target. */
   constructor(private mgr: IndexManager, private readonly startup: SessionGucs = noGucs()) {
     this.gucs = { ...startup };
-    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility, (ctx, text, stmt, location, length) => this.plan(ctx, text, stmt, location, length, true));
+    this.extended = new PreparedKnnStatements(this.inner, this.gucs, (ctx) => this.db(ctx), () => this.dbCache, this.visibility, (ctx, text, stmt, location, length, busy) => this.plan(ctx, text, stmt, location, length, { busy }));
   }
 
   private async db(ctx: SessionContext) {
@@ -192,7 +193,8 @@ export class PlannerSession implements StatementHandler {
    * statement itself (ORDER BY distance LIMIT k, or a distance threshold), or else each CTE / FROM
    * subquery that has that shape, rewritten in place. `this.plans` describes what was planned.
    */
-  async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number, atBind = false): Promise<string | null> {
+  /** `atBind`: planning a Bind (prepared.ts); `busy` when the client's batch holds the session's connection. */
+  async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number, atBind?: { busy: boolean }): Promise<string | null> {
     this.indexOnly = null;
     this.plans = [];
     this.lastPlan = null;
@@ -221,7 +223,7 @@ export class PlannerSession implements StatementHandler {
    * batch: the table is found by name and the facts are read on Winnow's own connection, as for
    * prepared statements (prepared.ts).
    */
-  private async target(ctx: SessionContext, schema: string | undefined, table: string, column: string, metric: Metric, literal: string, k: number, atBind: boolean) {
+  private async target(ctx: SessionContext, schema: string | undefined, table: string, column: string, metric: Metric, literal: string, k: number, atBind: { busy: boolean } | undefined) {
     // Inside a transaction block the session may have uncommitted writes the index cannot see:
     // exact execution in Postgres (documented).
     if (ctx.transactionStatus !== 'I') return null;
@@ -240,16 +242,19 @@ export class PlannerSession implements StatementHandler {
     return { db, vec, facts, li, settings, waitMs: performance.now() - t0 };
   }
 
-  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null, atBind: boolean, stmt?: Node): Promise<string | null> {
+  private async planKnn(ctx: SessionContext, pat: KnnPattern, part: string | null, atBind: { busy: boolean } | undefined, stmt?: Node): Promise<string | null> {
     if (pat.limitParam || !('literal' in pat.query)) return null;
     const k = pat.limit + pat.offset;
     const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, k, atBind);
     if (!t) return null;
     const { li, vec, facts, settings } = t;
     const requested = filterStrategyOf(this.gucs.filterStrategy) ?? 'auto';
-    const res = await filteredSearch(ctx, li, vec, k, settings, {
-      ref: pat.ref, fromList: pat.fromList, keyColumn: li.meta.keyColumn, where: pat.filterWhere, whereNode: pat.filterWhereNode,
-      rls: facts.rls, radius: pat.threshold,
+    // A Bind inside the client's batch: filter queries on Winnow's own connection when the predicate allows (side-query.ts).
+    const side = atBind?.busy && pat.filterWhereNode && !facts.rls && !this.visibility.roleChanged && contextFreePredicate(pat.filterWhereNode)
+      ? sideQueryContext(ctx, (role, settings, text) => t.db.queryAs(role, settings, text)) : null;
+    const res = await filteredSearch(side ?? ctx, li, vec, k, settings, {
+      ref: pat.ref, fromList: side ? `${quoteIdent(li.meta.schema)}.${quoteIdent(li.meta.table)} AS ${quoteIdent(pat.ref)}` : pat.fromList,
+      keyColumn: li.meta.keyColumn, where: pat.filterWhere, whereNode: pat.filterWhereNode, rls: facts.rls, radius: pat.threshold,
     }, requested);
     if (!res) return null;
     const info: PlanInfo = {
@@ -271,7 +276,7 @@ export class PlannerSession implements StatementHandler {
     return rewriteKnn(pat, li.meta.keyColumn, res.ids, res.distances);
   }
 
-  private async planRange(ctx: SessionContext, pat: RangePattern, part: string | null, atBind: boolean): Promise<string | null> {
+  private async planRange(ctx: SessionContext, pat: RangePattern, part: string | null, atBind: { busy: boolean } | undefined): Promise<string | null> {
     const t = await this.target(ctx, pat.schema, pat.table, pat.column, pat.metric, pat.query.literal, RANGE_FIRST_K, atBind);
     if (!t) return null;
     const { li, vec, settings } = t;
