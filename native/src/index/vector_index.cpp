@@ -226,6 +226,12 @@ void VectorIndex::add(const int64_t* ext, const float* x, size_t n, size_t nthre
   }
   for (uint32_t o : old) vs.kill(o);
   for (size_t i = 0; i < n; i++) vs.write(base + uint32_t(i), ext[i], &xs[i * cfg_.d]);
+  {
+    // Map before publish: a reader that sees a slot published (under map_mu) also sees its map
+    // entry, which a PreparedFilter's one-time build relies on (id_filter.h).
+    std::unique_lock ml(vs.map_mu);
+    for (size_t i = 0; i < n; i++) vs.map[ext[i]] = base + uint32_t(i);
+  }
   vs.publish(base + uint32_t(n));
   if (s->ins) {
     // Group by list so each list lock is taken once, briefly.
@@ -248,8 +254,6 @@ void VectorIndex::add(const int64_t* ext, const float* x, size_t n, size_t nthre
       i = j;
     }
   }
-  std::unique_lock ml(vs.map_mu);
-  for (size_t i = 0; i < n; i++) vs.map[ext[i]] = base + uint32_t(i);
 }
 
 size_t VectorIndex::remove(const int64_t* ext, size_t n) {
@@ -357,6 +361,17 @@ IdFilter VectorIndex::build_filter(const Store& s, const SearchParamsIn& p) cons
   return f;
 }
 
+const IdFilter* VectorIndex::filter_for(const Store& s, const SearchParamsIn& p, IdFilter& local,
+                                        std::shared_ptr<const IdFilter>& held) const {
+  if (p.prepared) {
+    held = p.prepared->for_store(s.vs);
+    return held.get();
+  }
+  if (!p.has_filter) return nullptr;
+  local = build_filter(s, p);
+  return &local;
+}
+
 void VectorIndex::brute_one(const Store& s, const float* q, size_t k, const IdFilter* f, int64_t* out_ids,
                             float* out_dist) const {
   const VectorStore& vs = *s.vs;
@@ -382,8 +397,8 @@ void VectorIndex::brute_force(const float* q, size_t nq, const SearchParamsIn& p
   validate_vectors(q, nq, "query");
   auto s = snapshot();
   IdFilter f;
-  if (p.has_filter) f = build_filter(*s, p);
-  const IdFilter* fp = p.has_filter ? &f : nullptr;
+  std::shared_ptr<const IdFilter> held;
+  const IdFilter* fp = filter_for(*s, p, f, held);
   const size_t nth = std::max<size_t>(1, p.nthreads);
   if (nq >= nth || nth == 1) {
     parallel_for(nq, nth, [&](size_t b, size_t e, size_t) {
@@ -449,8 +464,8 @@ void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, s
   const Store* s = &st;
   validate_vectors(q, nq, "query");
   IdFilter f;
-  if (p.has_filter) f = build_filter(*s, p);
-  const IdFilter* fp = p.has_filter ? &f : nullptr;
+  std::shared_ptr<const IdFilter> held;
+  const IdFilter* fp = filter_for(*s, p, f, held);
   parallel_for(nq, std::max<size_t>(1, p.nthreads), [&](size_t b, size_t e, size_t) {
     std::vector<float> qq(cfg_.d);
     for (size_t i = b; i < e; i++) {
