@@ -18,7 +18,7 @@ import type { IncludeStore } from '../../sync/include-store.ts';
 import { quoteIdent } from '../quote.ts';
 import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
 import { eol } from './recognize.ts';
-import { searchIndex } from './search.ts';
+import { allowedCount, searchIndex, type AllowedIds } from './search.ts';
 import { cachedMatching } from './matching-cache.ts';
 import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
 import type { FilterStrategy, KnnSettings } from './settings.ts';
@@ -85,6 +85,21 @@ export function withinRadius(ids: BigInt64Array, distances: Float32Array, radius
 
 const beyond = (d: number, radius?: { r: number; inclusive: boolean }) => !!radius && (radius.inclusive ? d > radius.r : d >= radius.r);
 
+/**
+ * The WHERE clause compiled for `in` (or why it cannot be), per parse-tree node: the parse of a
+ * statement's text is cached, so a prepared statement's Binds with the same filter values bring the
+ * same node back and skip compiling it on every query.
+ */
+const includePlans = new WeakMap<Node, { store: IncludeStore; ref: string; why: string | null; pred: IncludePredicate | null }>();
+function includePlan(where: Node, store: IncludeStore, ref: string): { why: string | null; pred: IncludePredicate | null } {
+  const hit = includePlans.get(where);
+  if (hit && hit.store === store && hit.ref === ref) return hit;
+  const pred = compileIncludePredicate(where, store, [ref]);
+  const why = pred ? null : includeIneligibility(where, store, [ref]) ?? 'not compilable';
+  includePlans.set(where, { store, ref, why, pred });
+  return { why, pred };
+}
+
 export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, q: FilterQuery, requested: FilterStrategy): Promise<FilterOutcome | null> {
   const ms = { estimate: 0, filter: 0, search: 0, check: 0 };
   const out = (o: Omit<FilterOutcome, 'ms' | 'requested'>): FilterOutcome => {
@@ -103,12 +118,12 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   let pred: IncludePredicate | null = null;
   const store = includesOf(li);
   if (requested === 'in' || requested === 'auto') {
-    const why = q.rls ? 'row-level security is enabled on the table'
-      : !store ? 'the index has no INCLUDE columns'
-      : !q.where || !q.whereNode ? 'no WHERE clause to evaluate'
-      : includeIneligibility(q.whereNode, store, [q.ref]);
-    if (why === null) pred = compileIncludePredicate(q.whereNode!, store!, [q.ref]);
-    else if (requested === 'in') reason = `in not eligible: ${why}`;
+    let why: string | null;
+    if (q.rls) why = 'row-level security is enabled on the table';
+    else if (!store) why = 'the index has no INCLUDE columns';
+    else if (!q.where || !q.whereNode) why = 'no WHERE clause to evaluate';
+    else ({ why, pred } = includePlan(q.whereNode, store, q.ref));
+    if (why !== null && requested === 'in') reason = `in not eligible: ${why}`;
   }
   let estimate: SelectivityEstimate | null = null;
   if (pred) strategy = 'in';
@@ -140,7 +155,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     observe(ids.length);
     return ids;
   };
-  const restricted = (allowed: BigInt64Array) => {
+  const restricted = (allowed: AllowedIds) => {
     const t = performance.now();
     const r = searchIndex(li, vec, k, s, allowed);
     ms.search += performance.now() - t;
@@ -152,7 +167,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     filterStats.inIndexFilters++;
     const allowed = cachedMatching(store!, `${q.ref}\0${q.where}`, () => store!.matching(pred!));
     ms.filter = performance.now() - t;
-    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowed.length, rounds: 1 });
+    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowedCount(allowed), rounds: 1 });
   }
   if (strategy === 'pre') {
     const allowed = await preFilter();
