@@ -143,4 +143,15 @@ describe('PreparedFilter', () => {
     for (const r of await Promise.all(searches)) for (const id of r.ids) expect(id % 3n).toBe(0n);
     await same(idx, f, plain);
   });
+
+  it('follows train(): used before (exact search) and after (IVF with its block masks)', async () => {
+    const idx = new VectorIndex({ dim, metric: 'l2', nlist: 16, reducedDim: 8, seed: 3 });
+    await idx.add(seqIds(n), data);
+    const plain = every(seqIds(n), 3n);
+    const f = new PreparedFilter(plain);
+    await same(idx, f, plain);
+    await idx.train(data);
+    await same(idx, f, plain);
+    expect(f.builds().full).toBe(2);
+  });
 });

@@ -364,7 +364,7 @@ IdFilter VectorIndex::build_filter(const Store& s, const SearchParamsIn& p) cons
 const IdFilter* VectorIndex::filter_for(const Store& s, const SearchParamsIn& p, IdFilter& local,
                                         std::shared_ptr<const IdFilter>& held) const {
   if (p.prepared) {
-    held = p.prepared->for_store(s.vs);
+    held = p.prepared->for_store(s);
     return held.get();
   }
   if (!p.has_filter) return nullptr;
@@ -475,6 +475,38 @@ void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, s
   });
 }
 
+// One list's filtered scan with a prepared filter's block masks: only runs of blocks holding an
+// allowed entry go through the fast-scan kernel (the threshold tightens between runs), and only
+// allowed entries reach the candidate checks, so a filter costs nothing per rejected entry.
+void VectorIndex::scan_allowed(const InvList& L, const IdFilter& f, const std::vector<uint32_t>& bm, size_t m,
+                               const uint8_t* lut, std::vector<uint16_t>& acc, std::vector<uint32_t>& masks,
+                               std::vector<uint32_t>& allow, Reservoir& cand, const VectorStore& vs) const {
+  const Kernels& K = active_kernels();
+  const size_t n = L.ids.size(), nb = (n + 31) / 32, bb = block_bytes(m);
+  const uint32_t* ids = L.ids.data();
+  allow.resize(nb);
+  for (size_t b = 0; b < nb; b++)
+    allow[b] = b < bm.size() ? bm[b] : f.mask_of(ids + b * 32, std::min<size_t>(32, n - b * 32));
+  for (size_t b = 0; b < nb;) {
+    if (!allow[b]) {
+      b++;
+      continue;
+    }
+    size_t e = b + 1;
+    while (e < nb && allow[e]) e++;
+    K.fastscan_mask(L.codes.data() + b * bb, e - b, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)),
+                    acc.data() + b * 32, masks.data() + b);
+    for (; b < e; b++) {
+      for (uint32_t mask = masks[b] & allow[b]; mask; mask &= mask - 1) {
+        const size_t i = b * 32 + size_t(__builtin_ctz(mask));
+        const uint32_t a = acc[i];
+        if (a > cand.threshold() || vs.dead(ids[i])) continue;
+        cand.push(a, ids[i]);
+      }
+    }
+  }
+}
+
 // Filter stage (HAKES §3.1): probe IVF lists in reduced space, score 4-bit codes with
 // quantised LUTs, keep k*kFactor candidates; refine stage: exact distances on stored
 // vectors. Tombstoned or filtered-out entries are skipped inside the scan and probing
@@ -544,7 +576,7 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
   mark(2);
   Reservoir cand(kprime);
   std::vector<uint16_t> acc;
-  std::vector<uint32_t> masks;
+  std::vector<uint32_t> masks, allow;
   for (size_t pi = 0; pi < nlist; pi++) {
     if (pi >= nprobe && cand.size() >= kprime) break;
     if (pi == nprobe) std::sort(coarse.begin() + nprobe, coarse.end(), ScoredLess());
@@ -555,9 +587,13 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
     const size_t nb = (n + 31) / 32;
     acc.resize(nb * 32);
     masks.resize(nb);
+    const uint32_t* ids = L.ids.data();
+    if (f && f->block_masks.size() == nlist) {
+      scan_allowed(L, *f, f->block_masks[coarse[pi].id], m, lut, acc, masks, allow, cand, vs);
+      continue;
+    }
     K.fastscan_mask(L.codes.data(), nb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)), acc.data(),
                     masks.data());
-    const uint32_t* ids = L.ids.data();
     for (size_t b = 0; b < nb; b++) {
       uint32_t mask = masks[b];
       if (b == nb - 1 && (n & 31)) mask &= (uint32_t(1) << (n & 31)) - 1;  // padding slots
