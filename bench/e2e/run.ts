@@ -8,6 +8,7 @@
 //   WINNOW_E2E_FILTER_QUERIES = eval (default: 200 of the evaluation half) | calib (200 of the
 //                        calibration half: use this while choosing filtered-search constants)
 //   WINNOW_E2E_CLIENTS = comma-separated client counts (default 1,2,8)
+//   WINNOW_E2E_FILTER_TARGETS = comma-separated filtered selectivities (default 0.01,0.1,0.5)
 //   WINNOW_E2E_NODE_ARGS = extra node flags for the Winnow child process (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
 //
 // Starts `winnow serve` as a child process (embedded PostgreSQL in a temporary directory), loads the
@@ -288,7 +289,7 @@ try {
   const filtered: Record<string, number> = {};
   const fq = (FILTER_QUERIES === 'calib' ? calib : evalQ).slice(0, 200);
   if (FILTER_QUERIES !== 'eval') say(`(filtered queries: ${FILTER_QUERIES} half)`);
-  for (const target of [0.01, 0.1, 0.5]) {
+  for (const target of (process.env.WINNOW_E2E_FILTER_TARGETS ?? '0.01,0.1,0.5').split(',').map(Number)) {
     const p = predicateFor(target);
     if (!p) {
       say(`| (no tag set near ${target * 100} %) | | | | | | | |`);

@@ -100,12 +100,37 @@ function includePlan(where: Node, store: IncludeStore, ref: string): { why: stri
   return { why, pred };
 }
 
+/**
+ * The `in` strategy alone, synchronously (it needs nothing from Postgres): the outcome when the WHERE
+ * clause is eligible and `in` or `auto` is asked for, else null (filteredSearch decides).
+ */
+export function inIndexSearch(li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, q: FilterQuery, requested: FilterStrategy): FilterOutcome | null {
+  if ((requested !== 'in' && requested !== 'auto') || q.rls || !q.where || !q.whereNode) return null;
+  const store = includesOf(li);
+  if (!store) return null;
+  const { pred } = includePlan(q.whereNode, store, q.ref);
+  if (!pred) return null;
+  const ms = { estimate: 0, filter: 0, search: 0, check: 0 };
+  let t = performance.now();
+  filterStats.inIndexFilters++;
+  const allowed = cachedMatching(store, `${q.ref}\0${q.where}`, () => store.matching(pred));
+  ms.filter = performance.now() - t;
+  t = performance.now();
+  const r = searchIndex(li, vec, k, s, allowed);
+  ms.search = performance.now() - t;
+  return { ...withinRadius(r.ids, r.distances, q.radius), strategy: 'in', requested, reason: null, estimate: null, estimatedCandidates: null, candidates: allowedCount(allowed), rounds: 1, ms };
+}
+
 export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, q: FilterQuery, requested: FilterStrategy): Promise<FilterOutcome | null> {
   const ms = { estimate: 0, filter: 0, search: 0, check: 0 };
   const out = (o: Omit<FilterOutcome, 'ms' | 'requested'>): FilterOutcome => {
     const r = withinRadius(o.ids, o.distances, q.radius);
     return { ...o, ...r, requested, ms };
   };
+  if (q.where) {
+    const o = inIndexSearch(li, vec, k, s, q, requested);
+    if (o) return o;
+  }
   const size = li.index.size;
   if (!q.where && !q.rls) {
     const t = performance.now();
@@ -113,21 +138,19 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     ms.search = performance.now() - t;
     return out({ ...r, strategy: 'none', reason: null, estimate: null, estimatedCandidates: null, candidates: size, rounds: 1 });
   }
-  let strategy: 'pre' | 'post' | 'in';
+  // `in` answered above when eligible; here only why it was not, when it was asked for.
+  let strategy: 'pre' | 'post';
   let reason: string | null = null;
-  let pred: IncludePredicate | null = null;
   const store = includesOf(li);
-  if (requested === 'in' || requested === 'auto') {
-    let why: string | null;
-    if (q.rls) why = 'row-level security is enabled on the table';
-    else if (!store) why = 'the index has no INCLUDE columns';
-    else if (!q.where || !q.whereNode) why = 'no WHERE clause to evaluate';
-    else ({ why, pred } = includePlan(q.whereNode, store, q.ref));
-    if (why !== null && requested === 'in') reason = `in not eligible: ${why}`;
+  if (requested === 'in') {
+    const why = q.rls ? 'row-level security is enabled on the table'
+      : !store ? 'the index has no INCLUDE columns'
+      : !q.where || !q.whereNode ? 'no WHERE clause to evaluate'
+      : includePlan(q.whereNode, store, q.ref).why;
+    reason = `in not eligible: ${why}`;
   }
   let estimate: SelectivityEstimate | null = null;
-  if (pred) strategy = 'in';
-  else if (requested === 'pre' || requested === 'post') strategy = requested;
+  if (requested === 'pre' || requested === 'post') strategy = requested;
   else {
     // auto (or `in` that is not eligible): Postgres's estimate decides. Run under the client's role, it
     // includes the row-level security policies' selectivity (`true` when RLS is the only filter).
@@ -162,13 +185,6 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     return r;
   };
 
-  if (strategy === 'in') {
-    const t = performance.now();
-    filterStats.inIndexFilters++;
-    const allowed = cachedMatching(store!, `${q.ref}\0${q.where}`, () => store!.matching(pred!));
-    ms.filter = performance.now() - t;
-    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowedCount(allowed), rounds: 1 });
-  }
   if (strategy === 'pre') {
     const allowed = await preFilter();
     if (!allowed) return null;
