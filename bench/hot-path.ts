@@ -2,14 +2,18 @@
 //   1. parsing a query vector's text: the native parser (std::from_chars/strtof) vs splitting in JS;
 //   2. filtered native searches: exact brute force vs IVF around FILTER_EXACT_BELOW_FLOATS, and the
 //      lists probed (filteredNprobe's multiplier) against recall, on GloVe 341k and wordnet-use-512.
+//   3. the planner's filtered search on wordnet-use-512 with bench:e2e's tag predicates (clustered, not
+//      every n-th row) at ~1 / 10 / 50 %: lists probed and candidates refined against recall and time,
+//      with the allowed set as a PreparedFilter (built once, as the planner's matching cache does).
 // Queries: the first 200 of each set (bench:e2e's calibration half), never its evaluation half.
-// Writes bench/results/hot-path.md.
+// Writes bench/results/hot-path.md. WINNOW_HOTPATH_ONLY=tags runs section 3 alone and only prints it.
 import { writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { VectorIndex, parseVectorText } from '../native/index.ts';
-import { loadDataset } from './lib/datasets.ts';
+import { PreparedFilter, VectorIndex, parseVectorText } from '../native/index.ts';
+import { loadDataset, loadMeta } from './lib/datasets.ts';
+import { PLANNER_DEFAULT_K_FACTOR, PLANNER_DEFAULT_NPROBE } from '../sql/planner/settings.ts';
 import { loadGlove341k } from './lib/large-datasets.ts';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -17,11 +21,13 @@ const out: string[] = [];
 const say = (s: string) => { console.log(s); out.push(s); };
 const NQ = 200;
 
+const TAGS_ONLY = process.env.WINNOW_HOTPATH_ONLY === 'tags';
 say('# bench:hotpath — vector text parsing and filtered native searches');
 say('');
 say(`Command: \`npm run bench:hotpath\`. ${new Date().toISOString()}, ${cpus().length} cores, load average before ${loadavg().map((x) => x.toFixed(1)).join(' ')}. One thread; times are per query.`);
 say('');
 
+if (!TAGS_ONLY) {
 // ---- 1. parsing
 const text = '[' + Array.from({ length: 512 }, (_, i) => Math.sin(i * 7.1).toString()).join(',') + ']';
 const bytes = Buffer.from(text);
@@ -87,5 +93,67 @@ for (const [name, base, queries, dim] of sets) {
   }
 }
 say('');
+}
+
+// ---- 3. tag predicates (as bench:e2e), planner defaults × multipliers
+{
+  const w = loadDataset('wordnet-use-512');
+  const dim = 512, n = w.n;
+  const tags = loadMeta('wordnet-use-512').slice(0, n).map((m) => String(m.category));
+  // As CREATE INDEX builds it: float32 rows, default nlist, trained on every row.
+  const idx = new VectorIndex({ dim, metric: 'cos' });
+  await idx.add(BigInt64Array.from({ length: n }, (_, i) => BigInt(i)), w.base);
+  await idx.train(w.base);
+  const counts = new Map<string, number>();
+  for (const t of tags) counts.set(t, (counts.get(t) ?? 0) + 1);
+  const byCount = [...counts.entries()].sort((a, b) => b[1] - a[1]);
+  const pick = (target: number): Set<string> => {
+    const single = [...byCount].sort((a, b) => Math.abs(a[1] / n - target) - Math.abs(b[1] / n - target))[0];
+    if (Math.abs(single[1] / n - target) <= target * 0.25) return new Set([single[0]]);
+    const chosen = new Set<string>();
+    let total = 0;
+    for (const [t, c] of byCount) if (total + c <= target * n * 1.05) { chosen.add(t); total += c; }
+    return chosen;
+  };
+  say(`## Tag predicates (wordnet-use-512, ${n.toLocaleString('en')} rows, bench:e2e's predicates, calibration queries)`);
+  say('');
+  say(`nprobe = ${PLANNER_DEFAULT_NPROBE} × lists multiplier, kFactor = ${PLANNER_DEFAULT_K_FACTOR} × candidates multiplier; the allowed set is a PreparedFilter (bitset built by the first query). Brute force off except where noted.`);
+  say('');
+  say('"uniform" = every (1/fraction)-th row instead of tags. CPU ms = this thread\'s user+system time per query (steadier than wall time on a loaded machine).');
+  say('');
+  say('| filter | allowed | lists × | candidates × | recall@10 | ms | CPU ms |');
+  say('|---|---|---|---|---|---|---|');
+  const filters: { label: string; plain: BigInt64Array }[] = [];
+  for (const target of [0.01, 0.03, 0.1, 0.2, 0.5]) {
+    const chosen = pick(target);
+    filters.push({ label: `${chosen.size === 1 ? [...chosen][0] : `${chosen.size} tags`}`, plain: BigInt64Array.from(tags.flatMap((t, i) => (chosen.has(t) ? [BigInt(i)] : []))) });
+  }
+  for (const frac of [0.03, 0.1, 0.5]) filters.push({ label: 'uniform', plain: BigInt64Array.from({ length: Math.floor(n * frac) }, (_, i) => BigInt(Math.floor(i / frac))) });
+  for (const { label, plain } of filters) {
+    const allowed = new PreparedFilter(plain);
+    const gt = await idx.bruteForce(w.queries.subarray(0, NQ * dim), { k: 10, filter: allowed });
+    for (const lm of [1, 1.5, 2, 3, 4]) {
+      for (const km of [1, 2, 3]) {
+        let hit = 0;
+        let total = 0;
+        const nprobe = Math.ceil(PLANNER_DEFAULT_NPROBE * lm), kFactor = PLANNER_DEFAULT_K_FACTOR * km;
+        for (let q = 0; q < 20; q++) idx.search(w.queries.subarray(q * dim, (q + 1) * dim), { k: 10, nprobe, kFactor, filter: allowed, bruteForceBelow: 0 });
+        const t = performance.now();
+        const c0 = process.cpuUsage();
+        for (let q = 0; q < NQ; q++) {
+          const r = idx.search(w.queries.subarray(q * dim, (q + 1) * dim), { k: 10, nprobe, kFactor, filter: allowed, bruteForceBelow: 0 });
+          const truth = new Set(Array.from(gt.ids.subarray(q * 10, q * 10 + 10)).filter((x) => x >= 0n));
+          total += truth.size;
+          for (const x of r.ids) if (truth.has(x)) hit++;
+        }
+        const ms = (performance.now() - t) / NQ;
+        const c = process.cpuUsage(c0);
+        const cpu = (c.user + c.system) / 1000 / NQ;
+        say(`| ${label} | ${(100 * plain.length / n).toFixed(1)} % (${plain.length.toLocaleString('en')}) | ${lm} | ${km} | ${(hit / total).toFixed(3)} | ${ms.toFixed(3)} | ${cpu.toFixed(3)} |`);
+      }
+    }
+  }
+  say('');
+}
 say(`Load average after: ${loadavg().map((x) => x.toFixed(1)).join(' ')}.`);
-writeFileSync(path.join(root, 'bench/results/hot-path.md'), out.join('\n') + '\n');
+if (!TAGS_ONLY) writeFileSync(path.join(root, 'bench/results/hot-path.md'), out.join('\n') + '\n');

@@ -22,6 +22,7 @@
         "src/binding/addon.cpp",
         "src/index/params.cpp",
         "src/index/persist.cpp",
+        "src/index/id_filter.cpp",
         "src/index/vector_index.cpp",
         "src/invlists/invlists.cpp",
         "src/learn/adamw.cpp",

@@ -17,8 +17,12 @@ interface NativeSearchOpts {
   nprobe: number;
   kFactor: number;
   threads: number;
-  filter?: BigInt64Array;
+  filter?: BigInt64Array | NativeFilterHandle;
   bruteForceBelow?: number;
+}
+interface NativeFilterHandle {
+  size(): number;
+  builds(): { full: number; extended: number };
 }
 interface NativeIndexHandle {
   isTrained(): boolean;
@@ -40,6 +44,7 @@ interface NativeIndexHandle {
   learn(opts: Required<LearnOptions>, progress: LearnProgress | undefined): Promise<LearnReport>;
 }
 interface Addon {
+  NativeFilter: new (ids: BigInt64Array) => NativeFilterHandle;
   NativeIndex: {
     new (dim: number, metric: string, nlist: number, reducedDim: number, float16: boolean, seed: number): NativeIndexHandle;
     load(dir: string): Promise<NativeIndexHandle>;
@@ -107,8 +112,11 @@ export interface SearchOptions {
   nprobe?: number;
   /** Candidates refined = k × kFactor. Default 10. */
   kFactor?: number;
-  /** Allowed external ids (sorted ascending by convention; any order is accepted). */
-  filter?: BigInt64Array;
+  /**
+   * Allowed external ids (sorted ascending by convention; any order is accepted), or a
+   * PreparedFilter for a set that is searched with again and again.
+   */
+  filter?: BigInt64Array | PreparedFilter;
   /**
    * With a filter of at most this many allowed ids the query is answered exactly by brute
    * force over them instead of the IVF scan. Default 300000 / dim (measured; ~600 at d = 512).
@@ -265,6 +273,30 @@ function posInt(v: number | undefined, name: string, dflt: number): number {
 }
 
 /**
+ * A frozen set of allowed external ids for searches that repeat it. A BigInt64Array filter costs one
+ * hash lookup per allowed id on every search; a PreparedFilter turns the ids into a bitset over the
+ * index's slots on its first search and reuses it while the index contents are the same store: rows
+ * added since are checked and added, deletions need nothing (tombstones are checked in the scan), and
+ * a compaction, a load or another index gets a bitset of its own. The ids are copied: changing the
+ * array afterwards does not change the filter. Any index may use it, from any number of searches.
+ */
+export class PreparedFilter {
+  /** @internal */
+  readonly handle: NativeFilterHandle;
+  /** Allowed ids given (duplicates counted). */
+  readonly size: number;
+  constructor(ids: BigInt64Array) {
+    if (!(ids instanceof BigInt64Array)) throw new TypeError('ids must be a BigInt64Array');
+    this.handle = new addon.NativeFilter(ids);
+    this.size = ids.length;
+  }
+  /** Bitsets built from scratch and extended with appended rows so far (tests). */
+  builds(): { full: number; extended: number } {
+    return this.handle.builds();
+  }
+}
+
+/**
  * A HAKES-style filter/refine index. Distances follow pgvector's operators:
  * l2 → Euclidean (`<->`), ip → negative inner product (`<#>`), cos → 1 − cosine (`<=>`).
  *
@@ -345,7 +377,7 @@ export class VectorIndex {
     return this.#h.searchBatch(queries, this.#opts(opts, opts.threads ?? DEFAULT_THREADS));
   }
   /** Exact search over every live vector (or the filter's ids), multi-threaded. */
-  async bruteForce(queries: Float32Array, opts: { k: number; threads?: number; filter?: BigInt64Array }): Promise<SearchResult> {
+  async bruteForce(queries: Float32Array, opts: { k: number; threads?: number; filter?: BigInt64Array | PreparedFilter }): Promise<SearchResult> {
     return this.#h.bruteForce(queries, this.#opts({ k: opts.k, filter: opts.filter }, opts.threads ?? DEFAULT_THREADS));
   }
   async compact(): Promise<void> {
@@ -407,7 +439,7 @@ export class VectorIndex {
       nprobe: posInt(o.nprobe, 'nprobe', DEFAULT_NPROBE),
       kFactor: posInt(o.kFactor, 'kFactor', DEFAULT_K_FACTOR),
       threads: posInt(threads, 'threads', DEFAULT_THREADS),
-      filter: o.filter,
+      filter: o.filter instanceof PreparedFilter ? o.filter.handle : o.filter,
       ...(o.bruteForceBelow === undefined ? {} : { bruteForceBelow: nonNegInt(o.bruteForceBelow, 'bruteForceBelow') }),
     };
   }

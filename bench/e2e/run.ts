@@ -3,6 +3,13 @@
 //   WINNOW_E2E_DATASET = wordnet-use-512 (default, all 116,659 rows) | glove-341k | synthetic-1m
 //   WINNOW_E2E_N       = use only the first N base rows
 //   WINNOW_E2E_SECONDS = seconds per measured point (default 5)
+//   WINNOW_E2E_ONLY    = filtered: only load, build and the filtered section (no unfiltered grid, floor
+//                        or exact search); the report is printed, not written to bench/results
+//   WINNOW_E2E_FILTER_QUERIES = eval (default: 200 of the evaluation half) | calib (200 of the
+//                        calibration half: use this while choosing filtered-search constants)
+//   WINNOW_E2E_CLIENTS = comma-separated client counts (default 1,2,8)
+//   WINNOW_E2E_FILTER_TARGETS = comma-separated filtered selectivities (default 0.01,0.1,0.5)
+//   WINNOW_E2E_NODE_ARGS = extra node flags for the Winnow child process (e.g. --cpu-prof --cpu-prof-dir=/tmp/p)
 //
 // Starts `winnow serve` as a child process (embedded PostgreSQL in a temporary directory), loads the
 // set with COPY straight into Postgres, builds `CREATE INDEX … USING winnow … INCLUDE (tag)`, then:
@@ -32,7 +39,9 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 const DATASET = process.env.WINNOW_E2E_DATASET ?? 'wordnet-use-512';
 const LIMIT = process.env.WINNOW_E2E_N ? Number(process.env.WINNOW_E2E_N) : Infinity;
 const SECONDS = Number(process.env.WINNOW_E2E_SECONDS ?? 5);
-const CLIENTS = [1, 2, 8];
+const CLIENTS = (process.env.WINNOW_E2E_CLIENTS ?? '1,2,8').split(',').map(Number);
+const FILTERED_ONLY = process.env.WINNOW_E2E_ONLY === 'filtered';
+const FILTER_QUERIES = process.env.WINNOW_E2E_FILTER_QUERIES ?? 'eval';
 const K = 10;
 const out: string[] = [];
 const say = (s: string) => { console.log(s); out.push(s); };
@@ -59,13 +68,16 @@ function rss(pid: number): { rssMiB: number; peakMiB: number } {
   return { rssMiB: kb('VmRSS') / 1024, peakMiB: kb('VmHWM') / 1024 };
 }
 
+/** Ends a WINNOW_E2E_ONLY=filtered run early (nothing written). */
+class Done extends Error {}
+
 const pct = (xs: number[], p: number) => xs[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 
 const set = loadSet();
 const { op, opclass } = OPS[set.metric];
 const dir = mkdtempSync(path.join(tmpdir(), 'winnow-e2e-'));
 const pgPort = 20000 + Math.floor(Math.random() * 20000);
-const child = spawn(process.execPath, [path.join(root, 'bin/winnow.js'), 'serve', '-p', '0', '-k', dir, '-D', dir, '--pg-port', String(pgPort), '--pg-password', 'pw'], {
+const child = spawn(process.execPath, [...(process.env.WINNOW_E2E_NODE_ARGS?.split(' ').filter(Boolean) ?? []), path.join(root, 'bin/winnow.js'), 'serve', '-p', '0', '-k', dir, '-D', dir, '--pg-port', String(pgPort), '--pg-password', 'pw'], {
   cwd: root, env: { ...process.env, WINNOW_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'inherit'],
 });
 const port = await new Promise<number>((resolve, reject) => {
@@ -198,6 +210,9 @@ try {
     await Promise.all(cs.map((x) => x.end()));
     return { qps, lat };
   };
+  const unfiltered: Record<string, number> = {};
+  const chosen: Record<string, { nprobe: number; kf: number; recall: number }> = {};
+  if (!FILTERED_ONLY) {
   await runAll(one, 'knn', knn, calib.slice(0, 50)); // warm-up
   const grid: { nprobe: number; kf: number; recall: number; ms: number }[] = [];
   for (const nprobe of [2, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128]) {
@@ -222,8 +237,6 @@ try {
   say('');
   say('| target | nprobe | k_factor | recall@10 | clients | QPS | p50 ms | p99 ms |');
   say('|---|---|---|---|---|---|---|---|');
-  const unfiltered: Record<string, number> = {};
-  const chosen: Record<string, { nprobe: number; kf: number; recall: number }> = {};
   for (const target of [0.9, 0.95, 0.99]) {
     const ok = grid.filter((g) => g.recall >= target).sort((a, b) => a.ms - b.ms);
     const g = ok[0] ?? [...grid].sort((a, b) => b.recall - a.recall)[0];
@@ -262,6 +275,7 @@ try {
   const floorWinnow = await floor(await viaWinnow());
   say(`Floor for one client (the same ${set.dim}-d query text sent to \`SELECT length($1::text)\`, a named prepared statement that Postgres answers without touching a table): ${Math.round(floorDirect).toLocaleString('en')} QPS straight to Postgres, ${Math.round(floorWinnow).toLocaleString('en')} QPS through Winnow. Planned vector queries answered from the index alone skip Postgres altogether.`);
   say('');
+  } else await one.end();
 
   // ---- the same statements from pgbench (a C client)
   const withPgbench = pgbenchAvailable();
@@ -269,7 +283,7 @@ try {
   const pgb = (port: number, statement: (v: string) => string, options?: string, clients = 1, host?: string) =>
     pgbench({ ...conn, host, port, vectors: pgbVectors, statement, seconds: SECONDS, clients, options });
   const unfilteredPgb: Record<string, number> = {};
-  if (withPgbench) {
+  if (withPgbench && !FILTERED_ONLY) {
     say(`## The same from pgbench (\`pgbench -M prepared\`, a C client; ${pgbVectors.length} evaluation queries, one script each, the vector a Bind parameter; settings as startup options)`);
     say('');
     say('| statement | settings | recall@10 (above) | clients | QPS | mean latency ms |');
@@ -289,7 +303,7 @@ try {
       say(`| same, over Winnow's Unix-domain socket | nprobe ${g.nprobe}, k_factor ${g.kf} | ${g.recall.toFixed(3)} | 1 | ${Math.round(u.tps).toLocaleString('en')} | ${u.latencyMs.toFixed(3)} |`);
     }
     say('');
-  } else {
+  } else if (!withPgbench) {
     say('(pgbench not installed: the C-client rows are skipped; Debian: postgresql-client.)');
     say('');
   }
@@ -312,8 +326,9 @@ try {
   say('|---|---|---|---|---|---|---|---|');
   const filtered: Record<string, number> = {};
   const filteredPgb: Record<string, number> = {};
-  const fq = evalQ.slice(0, 200);
-  for (const target of [0.01, 0.1, 0.5]) {
+  const fq = (FILTER_QUERIES === 'calib' ? calib : evalQ).slice(0, 200);
+  if (FILTER_QUERIES !== 'eval') say(`(filtered queries: ${FILTER_QUERIES} half)`);
+  for (const target of (process.env.WINNOW_E2E_FILTER_TARGETS ?? '0.01,0.1,0.5').split(',').map(Number)) {
     const p = predicateFor(target);
     if (!p) {
       say(`| (no tag set near ${target * 100} %) | | | | | | | |`);
@@ -345,6 +360,10 @@ try {
   }
   say('');
 
+  if (FILTERED_ONLY) {
+    await c.end();
+    throw new Done();
+  }
   // ---- exact in plain Postgres (no index; Winnow's SQL distance functions)
   const d = await direct();
   await d.query('SET statement_timeout = 0');
@@ -376,6 +395,8 @@ try {
   say(`Load average after: ${loadavg().map((x) => x.toFixed(1)).join(' ')}.`);
   await c.end();
   writeFileSync(path.join(root, `bench/results/e2e-${set.name}${Number.isFinite(LIMIT) ? `-${set.n}` : ''}.md`), out.join('\n') + '\n');
+} catch (err) {
+  if (!(err instanceof Done)) throw err;
 } finally {
   stopping = true;
   child.kill('SIGTERM');

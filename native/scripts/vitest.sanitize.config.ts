@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     root: new URL('../..', import.meta.url).pathname,
-    include: ['test/native/concurrency.test.ts', 'test/native/learn.test.ts'],
+    include: ['test/native/concurrency.test.ts', 'test/native/learn.test.ts', 'test/native/prepared-filter.test.ts'],
     pool: 'forks',
     maxWorkers: 1,
     testTimeout: 600_000,

@@ -3,7 +3,7 @@
 import { minLocation } from '../parse.ts';
 import type { SessionContext } from '../../server/session.ts';
 import { POST_NPROBE_MULT } from './filter.ts';
-import { FILTER_EXACT_BELOW_FLOATS, FILTER_K_FACTOR_MULT } from './search.ts';
+import { FILTER_EXACT_BELOW_FLOATS } from './search.ts';
 import { RANGE_FIRST_K, RANGE_GROWTH } from './threshold.ts';
 
 type Node = Record<string, any>;
@@ -62,7 +62,7 @@ function searchText(p: PlanInfo): string {
   switch (p.strategy) {
     case 'pre':
     case 'in':
-      return `IVF nprobe=${p.nprobe}×2–6 (more lists the fewer ids are allowed) k'=${p.k * p.kFactor * FILTER_K_FACTOR_MULT} over the allowed ids (exact when allowed ids × dim ≤ ${FILTER_EXACT_BELOW_FLOATS / 1e6} M floats)`;
+      return `IVF nprobe=${p.nprobe}×1–6 (more lists the fewer ids are allowed) k'=${p.k * p.kFactor}×1–3 (more below 10 % allowed) over the allowed ids (exact when allowed ids × dim ≤ ${FILTER_EXACT_BELOW_FLOATS / 1e6} M floats)`;
     case 'post':
       return `IVF nprobe=${p.nprobe * POST_NPROBE_MULT} unfiltered, ${p.estimatedCandidates ?? 2 * p.k} candidates first, doubled until ${p.k} pass`;
     default:

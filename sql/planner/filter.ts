@@ -18,7 +18,7 @@ import type { IncludeStore } from '../../sync/include-store.ts';
 import { quoteIdent } from '../quote.ts';
 import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
 import { eol } from './recognize.ts';
-import { searchIndex } from './search.ts';
+import { allowedCount, searchIndex, type AllowedIds } from './search.ts';
 import { cachedMatching } from './matching-cache.ts';
 import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
 import type { FilterStrategy, KnnSettings } from './settings.ts';
@@ -85,12 +85,52 @@ export function withinRadius(ids: BigInt64Array, distances: Float32Array, radius
 
 const beyond = (d: number, radius?: { r: number; inclusive: boolean }) => !!radius && (radius.inclusive ? d > radius.r : d >= radius.r);
 
+/**
+ * The WHERE clause compiled for `in` (or why it cannot be), per parse-tree node: the parse of a
+ * statement's text is cached, so a prepared statement's Binds with the same filter values bring the
+ * same node back and skip compiling it on every query.
+ */
+const includePlans = new WeakMap<Node, { store: IncludeStore; ref: string; why: string | null; pred: IncludePredicate | null }>();
+function includePlan(where: Node, store: IncludeStore, ref: string): { why: string | null; pred: IncludePredicate | null } {
+  const hit = includePlans.get(where);
+  if (hit && hit.store === store && hit.ref === ref) return hit;
+  const pred = compileIncludePredicate(where, store, [ref]);
+  const why = pred ? null : includeIneligibility(where, store, [ref]) ?? 'not compilable';
+  includePlans.set(where, { store, ref, why, pred });
+  return { why, pred };
+}
+
+/**
+ * The `in` strategy alone, synchronously (it needs nothing from Postgres): the outcome when the WHERE
+ * clause is eligible and `in` or `auto` is asked for, else null (filteredSearch decides).
+ */
+export function inIndexSearch(li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, q: FilterQuery, requested: FilterStrategy): FilterOutcome | null {
+  if ((requested !== 'in' && requested !== 'auto') || q.rls || !q.where || !q.whereNode) return null;
+  const store = includesOf(li);
+  if (!store) return null;
+  const { pred } = includePlan(q.whereNode, store, q.ref);
+  if (!pred) return null;
+  const ms = { estimate: 0, filter: 0, search: 0, check: 0 };
+  let t = performance.now();
+  filterStats.inIndexFilters++;
+  const allowed = cachedMatching(store, `${q.ref}\0${q.where}`, () => store.matching(pred));
+  ms.filter = performance.now() - t;
+  t = performance.now();
+  const r = searchIndex(li, vec, k, s, allowed);
+  ms.search = performance.now() - t;
+  return { ...withinRadius(r.ids, r.distances, q.radius), strategy: 'in', requested, reason: null, estimate: null, estimatedCandidates: null, candidates: allowedCount(allowed), rounds: 1, ms };
+}
+
 export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Float32Array, k: number, s: KnnSettings, q: FilterQuery, requested: FilterStrategy): Promise<FilterOutcome | null> {
   const ms = { estimate: 0, filter: 0, search: 0, check: 0 };
   const out = (o: Omit<FilterOutcome, 'ms' | 'requested'>): FilterOutcome => {
     const r = withinRadius(o.ids, o.distances, q.radius);
     return { ...o, ...r, requested, ms };
   };
+  if (q.where) {
+    const o = inIndexSearch(li, vec, k, s, q, requested);
+    if (o) return o;
+  }
   const size = li.index.size;
   if (!q.where && !q.rls) {
     const t = performance.now();
@@ -98,21 +138,19 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     ms.search = performance.now() - t;
     return out({ ...r, strategy: 'none', reason: null, estimate: null, estimatedCandidates: null, candidates: size, rounds: 1 });
   }
-  let strategy: 'pre' | 'post' | 'in';
+  // `in` answered above when eligible; here only why it was not, when it was asked for.
+  let strategy: 'pre' | 'post';
   let reason: string | null = null;
-  let pred: IncludePredicate | null = null;
   const store = includesOf(li);
-  if (requested === 'in' || requested === 'auto') {
+  if (requested === 'in') {
     const why = q.rls ? 'row-level security is enabled on the table'
       : !store ? 'the index has no INCLUDE columns'
       : !q.where || !q.whereNode ? 'no WHERE clause to evaluate'
-      : includeIneligibility(q.whereNode, store, [q.ref]);
-    if (why === null) pred = compileIncludePredicate(q.whereNode!, store!, [q.ref]);
-    else if (requested === 'in') reason = `in not eligible: ${why}`;
+      : includePlan(q.whereNode, store, q.ref).why;
+    reason = `in not eligible: ${why}`;
   }
   let estimate: SelectivityEstimate | null = null;
-  if (pred) strategy = 'in';
-  else if (requested === 'pre' || requested === 'post') strategy = requested;
+  if (requested === 'pre' || requested === 'post') strategy = requested;
   else {
     // auto (or `in` that is not eligible): Postgres's estimate decides. Run under the client's role, it
     // includes the row-level security policies' selectivity (`true` when RLS is the only filter).
@@ -140,20 +178,13 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     observe(ids.length);
     return ids;
   };
-  const restricted = (allowed: BigInt64Array) => {
+  const restricted = (allowed: AllowedIds) => {
     const t = performance.now();
     const r = searchIndex(li, vec, k, s, allowed);
     ms.search += performance.now() - t;
     return r;
   };
 
-  if (strategy === 'in') {
-    const t = performance.now();
-    filterStats.inIndexFilters++;
-    const allowed = cachedMatching(store!, `${q.ref}\0${q.where}`, () => store!.matching(pred!));
-    ms.filter = performance.now() - t;
-    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: null, candidates: allowed.length, rounds: 1 });
-  }
   if (strategy === 'pre') {
     const allowed = await preFilter();
     if (!allowed) return null;

@@ -14,7 +14,7 @@ import { parseVectorText } from '../../native/index.ts';
 import { hasDistanceThreshold, recognizeKnn, rewriteKnnParams, type KnnPattern } from './recognize.ts';
 import { innerSelects } from './cte.ts';
 import { searchIndex, plannerStats } from './search.ts';
-import { filteredSearch, type FilterQuery } from './filter.ts';
+import { filteredSearch, inIndexSearch, type FilterQuery } from './filter.ts';
 import { inlineParams } from './bind-params.ts';
 import { contextFreePredicate, sideQueryContext } from './side-query.ts';
 import { quoteIdent } from '../quote.ts';
@@ -127,6 +127,13 @@ export class PreparedKnnStatements {
     // the client's batch and split its writes).
     const facts = this.visibility.cachedForIndex(prep.li);
     if (facts && !prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settingsFrom(this.gucs, q.k)));
+    // A WHERE clause on INCLUDE columns (`in`) needs nothing from Postgres either: also synchronous
+    // (as a Promise it costs a pause/resume of the client socket and a write of its own).
+    if (facts && !facts.rls) {
+      const fq = this.filterQuery(ctx, b, prep, facts);
+      const outcome = fq && inIndexSearch(prep.li, q.vec, q.k, settingsFrom(this.gucs, q.k), fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
+      if (outcome) return this.searchAndBind(ctx, b, prep, q, facts, outcome);
+    }
     return this.plannedBind(ctx, b, prep, q, facts).catch((err) => {
       // Index sync unavailable (e.g. Postgres restarting): NULL ids = Postgres's exact answer.
       ctx.log.warn({ err }, 'winnow: index not usable for this Bind; exact execution');

@@ -28,6 +28,7 @@ namespace {
 
 struct AddonData {
   Napi::FunctionReference ctor;
+  Napi::FunctionReference filter_ctor;
 };
 
 class PromiseWorker : public Napi::AsyncWorker {
@@ -108,6 +109,36 @@ Napi::Object make_result(Napi::Env env, const int64_t* ids, const float* dist, s
   o.Set("distances", D);
   return o;
 }
+
+// new NativeFilter(ids: BigInt64Array): a frozen allowed-id set whose bitset is built once per
+// index contents and reused by every search given it (id_filter.h), instead of one hash lookup per
+// allowed id per query.
+class NativeFilter : public Napi::ObjectWrap<NativeFilter> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "NativeFilter",
+                       {
+                           InstanceMethod("size", &NativeFilter::Size),
+                           InstanceMethod("builds", &NativeFilter::Builds),
+                       });
+  }
+  NativeFilter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeFilter>(info) {
+    auto ids = i64(info[0], "ids");
+    f_ = std::make_shared<PreparedFilter>(ids.Data(), ids.ElementLength());
+  }
+  const std::shared_ptr<PreparedFilter>& get() const { return f_; }
+
+ private:
+  std::shared_ptr<PreparedFilter> f_;
+  Napi::Value Size(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(f_->size())); }
+  // { full, extended }: bitsets built from scratch and extended with appended rows (tests).
+  Napi::Value Builds(const Napi::CallbackInfo& info) {
+    auto o = Napi::Object::New(info.Env());
+    o.Set("full", double(f_->builds()));
+    o.Set("extended", double(f_->extensions()));
+    return o;
+  }
+};
 
 class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
  public:
@@ -274,9 +305,11 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     return Napi::Number::New(info.Env(), double(r));
   }
 
-  // opts object: { k, nprobe, kFactor, filter?, threads }
+  // opts object: { k, nprobe, kFactor, filter?, threads }; filter is a BigInt64Array or a NativeFilter
+  // (then *prepared holds it, keeping it alive for an async search).
   static SearchParamsIn parse_opts(Napi::Env env, const Napi::Value& v, std::vector<int64_t>* filter_copy,
-                                   Napi::TypedArrayOf<int64_t>* filter_view) {
+                                   Napi::TypedArrayOf<int64_t>* filter_view,
+                                   std::shared_ptr<PreparedFilter>* prepared) {
     if (!v.IsObject()) type_error(env, "search options must be an object");
     auto o = v.As<Napi::Object>();
     SearchParamsIn p;
@@ -288,7 +321,13 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     auto bl = o.Get("bruteForceBelow");
     if (!bl.IsUndefined()) p.brute_limit = uint_arg(bl, "bruteForceBelow", true);
     auto f = o.Get("filter");
-    if (!f.IsUndefined() && !f.IsNull()) {
+    if (f.IsObject() && !f.IsTypedArray() &&
+        f.As<Napi::Object>().InstanceOf(env.GetInstanceData<AddonData>()->filter_ctor.Value())) {
+      *prepared = NativeFilter::Unwrap(f.As<Napi::Object>())->get();
+      p.has_filter = true;
+      p.prepared = prepared->get();
+      p.filter_n = p.prepared->size();
+    } else if (!f.IsUndefined() && !f.IsNull()) {
       auto fa = i64(f, "filter");
       p.has_filter = true;
       p.filter_n = fa.ElementLength();
@@ -310,7 +349,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     const size_t d = idx_->config().d;
     size_t nq = rows_of(env, q.ElementLength(), d, "query");
     Napi::TypedArrayOf<int64_t> fv;
-    SearchParamsIn p = parse_opts(env, info[1], nullptr, &fv);
+    std::shared_ptr<PreparedFilter> pf;
+    SearchParamsIn p = parse_opts(env, info[1], nullptr, &fv, &pf);
     std::vector<int64_t> ids(nq * p.k);
     std::vector<float> dist(nq * p.k);
     guard(env, [&] { idx_->search(q.Data(), nq, p, ids.data(), dist.data()); });
@@ -323,14 +363,15 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     const size_t d = idx_->config().d;
     size_t nq = rows_of(env, q.ElementLength(), d, "queries");
     auto fc = std::make_shared<std::vector<int64_t>>();
-    SearchParamsIn p = parse_opts(env, info[1], fc.get(), nullptr);
+    std::shared_ptr<PreparedFilter> pf;
+    SearchParamsIn p = parse_opts(env, info[1], fc.get(), nullptr, &pf);
     auto vq = std::make_shared<std::vector<float>>(q.Data(), q.Data() + nq * d);
     auto ids = std::make_shared<std::vector<int64_t>>(nq * p.k);
     auto dist = std::make_shared<std::vector<float>>(nq * p.k);
     auto idx = idx_;
     auto w = new PromiseWorker(
         env,
-        [idx, vq, fc, p, nq, ids, dist, brute] {
+        [idx, vq, fc, pf, p, nq, ids, dist, brute] {
           if (brute)
             idx->brute_force(vq->data(), nq, p, ids->data(), dist->data());
           else
@@ -747,8 +788,11 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   Napi::Function ctor = NativeIndex::Init(env);
   data->ctor = Napi::Persistent(ctor);
+  Napi::Function filter_ctor = NativeFilter::Init(env);
+  data->filter_ctor = Napi::Persistent(filter_ctor);
   env.SetInstanceData(data);
   exports.Set("NativeIndex", ctor);
+  exports.Set("NativeFilter", filter_ctor);
   exports.Set("testKernel", Napi::Function::New(env, TestKernel));
   exports.Set("parseVectorText", Napi::Function::New(env, ParseVectorText));
   exports.Set("packCodes", Napi::Function::New(env, PackCodes));

@@ -226,6 +226,12 @@ void VectorIndex::add(const int64_t* ext, const float* x, size_t n, size_t nthre
   }
   for (uint32_t o : old) vs.kill(o);
   for (size_t i = 0; i < n; i++) vs.write(base + uint32_t(i), ext[i], &xs[i * cfg_.d]);
+  {
+    // Map before publish: a reader that sees a slot published (under map_mu) also sees its map
+    // entry, which a PreparedFilter's one-time build relies on (id_filter.h).
+    std::unique_lock ml(vs.map_mu);
+    for (size_t i = 0; i < n; i++) vs.map[ext[i]] = base + uint32_t(i);
+  }
   vs.publish(base + uint32_t(n));
   if (s->ins) {
     // Group by list so each list lock is taken once, briefly.
@@ -248,8 +254,6 @@ void VectorIndex::add(const int64_t* ext, const float* x, size_t n, size_t nthre
       i = j;
     }
   }
-  std::unique_lock ml(vs.map_mu);
-  for (size_t i = 0; i < n; i++) vs.map[ext[i]] = base + uint32_t(i);
 }
 
 size_t VectorIndex::remove(const int64_t* ext, size_t n) {
@@ -357,6 +361,17 @@ IdFilter VectorIndex::build_filter(const Store& s, const SearchParamsIn& p) cons
   return f;
 }
 
+const IdFilter* VectorIndex::filter_for(const Store& s, const SearchParamsIn& p, IdFilter& local,
+                                        std::shared_ptr<const IdFilter>& held) const {
+  if (p.prepared) {
+    held = p.prepared->for_store(s);
+    return held.get();
+  }
+  if (!p.has_filter) return nullptr;
+  local = build_filter(s, p);
+  return &local;
+}
+
 void VectorIndex::brute_one(const Store& s, const float* q, size_t k, const IdFilter* f, int64_t* out_ids,
                             float* out_dist) const {
   const VectorStore& vs = *s.vs;
@@ -382,8 +397,8 @@ void VectorIndex::brute_force(const float* q, size_t nq, const SearchParamsIn& p
   validate_vectors(q, nq, "query");
   auto s = snapshot();
   IdFilter f;
-  if (p.has_filter) f = build_filter(*s, p);
-  const IdFilter* fp = p.has_filter ? &f : nullptr;
+  std::shared_ptr<const IdFilter> held;
+  const IdFilter* fp = filter_for(*s, p, f, held);
   const size_t nth = std::max<size_t>(1, p.nthreads);
   if (nq >= nth || nth == 1) {
     parallel_for(nq, nth, [&](size_t b, size_t e, size_t) {
@@ -449,8 +464,8 @@ void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, s
   const Store* s = &st;
   validate_vectors(q, nq, "query");
   IdFilter f;
-  if (p.has_filter) f = build_filter(*s, p);
-  const IdFilter* fp = p.has_filter ? &f : nullptr;
+  std::shared_ptr<const IdFilter> held;
+  const IdFilter* fp = filter_for(*s, p, f, held);
   parallel_for(nq, std::max<size_t>(1, p.nthreads), [&](size_t b, size_t e, size_t) {
     std::vector<float> qq(cfg_.d);
     for (size_t i = b; i < e; i++) {
@@ -458,6 +473,38 @@ void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, s
       search_one(*s, sp, qq.data(), p, fp, out_ids + i * p.k, out_dist + i * p.k);
     }
   });
+}
+
+// One list's filtered scan with a prepared filter's block masks: only runs of blocks holding an
+// allowed entry go through the fast-scan kernel (the threshold tightens between runs), and only
+// allowed entries reach the candidate checks, so a filter costs nothing per rejected entry.
+void VectorIndex::scan_allowed(const InvList& L, const IdFilter& f, const std::vector<uint32_t>& bm, size_t m,
+                               const uint8_t* lut, std::vector<uint16_t>& acc, std::vector<uint32_t>& masks,
+                               std::vector<uint32_t>& allow, Reservoir& cand, const VectorStore& vs) const {
+  const Kernels& K = active_kernels();
+  const size_t n = L.ids.size(), nb = (n + 31) / 32, bb = block_bytes(m);
+  const uint32_t* ids = L.ids.data();
+  allow.resize(nb);
+  for (size_t b = 0; b < nb; b++)
+    allow[b] = b < bm.size() ? bm[b] : f.mask_of(ids + b * 32, std::min<size_t>(32, n - b * 32));
+  for (size_t b = 0; b < nb;) {
+    if (!allow[b]) {
+      b++;
+      continue;
+    }
+    size_t e = b + 1;
+    while (e < nb && allow[e]) e++;
+    K.fastscan_mask(L.codes.data() + b * bb, e - b, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)),
+                    acc.data() + b * 32, masks.data() + b);
+    for (; b < e; b++) {
+      for (uint32_t mask = masks[b] & allow[b]; mask; mask &= mask - 1) {
+        const size_t i = b * 32 + size_t(__builtin_ctz(mask));
+        const uint32_t a = acc[i];
+        if (a > cand.threshold() || vs.dead(ids[i])) continue;
+        cand.push(a, ids[i]);
+      }
+    }
+  }
 }
 
 // Filter stage (HAKES §3.1): probe IVF lists in reduced space, score 4-bit codes with
@@ -529,7 +576,7 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
   mark(2);
   Reservoir cand(kprime);
   std::vector<uint16_t> acc;
-  std::vector<uint32_t> masks;
+  std::vector<uint32_t> masks, allow;
   for (size_t pi = 0; pi < nlist; pi++) {
     if (pi >= nprobe && cand.size() >= kprime) break;
     if (pi == nprobe) std::sort(coarse.begin() + nprobe, coarse.end(), ScoredLess());
@@ -540,9 +587,13 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
     const size_t nb = (n + 31) / 32;
     acc.resize(nb * 32);
     masks.resize(nb);
+    const uint32_t* ids = L.ids.data();
+    if (f && f->block_masks.size() == nlist) {
+      scan_allowed(L, *f, f->block_masks[coarse[pi].id], m, lut, acc, masks, allow, cand, vs);
+      continue;
+    }
     K.fastscan_mask(L.codes.data(), nb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)), acc.data(),
                     masks.data());
-    const uint32_t* ids = L.ids.data();
     for (size_t b = 0; b < nb; b++) {
       uint32_t mask = masks[b];
       if (b == nb - 1 && (n & 31)) mask &= (uint32_t(1) << (n & 31)) - 1;  // padding slots

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../invlists/invlists.h"
+#include "id_filter.h"
 #include "params.h"
 #include "vector_store.h"
 
@@ -24,12 +25,6 @@ struct IndexConfig {
   uint64_t seed = 1234;
 };
 
-// Filter: allowed internal ids as a bitset; built from external ids or supplied directly.
-struct IdFilter {
-  std::vector<uint64_t> bits;  // over internal ids
-  std::vector<uint32_t> ids;   // same set, ascending
-  bool allows(uint32_t id) const { return (id >> 6) < bits.size() && ((bits[id >> 6] >> (id & 63)) & 1); }
-};
 
 struct SearchParamsIn {
   size_t k = 10, nprobe = 16, kfactor = 10, nthreads = 1;
@@ -38,12 +33,15 @@ struct SearchParamsIn {
   bool has_filter = false;
   const uint64_t* filter_bits = nullptr;  // optional bitset over internal ids (C++ callers)
   size_t filter_bits_words = 0;
+  // Instead of filter_ext/filter_bits: a set prepared once and reused across queries (id_filter.h).
+  const PreparedFilter* prepared = nullptr;
   // Filtered queries with at most this many allowed ids use exact brute force;
   // SIZE_MAX = default (brute_filter_work() / dim).
   size_t brute_limit = SIZE_MAX;
 };
 
 struct Store;
+class Reservoir;
 
 class VectorIndex {
  public:
@@ -98,10 +96,16 @@ class VectorIndex {
   void validate_vectors(const float* x, size_t n, const char* what) const;
   void prepare(const float* in, float* out) const;  // copy, normalise for cos
   IdFilter build_filter(const Store& s, const SearchParamsIn& p) const;
+  // The query's filter (null: none): the prepared set's, held in `held`, or built into `local`.
+  const IdFilter* filter_for(const Store& s, const SearchParamsIn& p, IdFilter& local,
+                             std::shared_ptr<const IdFilter>& held) const;
   void search_on(const Store& s, const Params* sp, const float* q, size_t nq, const SearchParamsIn& p, int64_t* out_ids,
                  float* out_dist) const;
   void search_one(const Store& s, const Params* sp, const float* q, const SearchParamsIn& p, const IdFilter* f,
                   int64_t* out_ids, float* out_dist) const;
+  void scan_allowed(const InvList& L, const IdFilter& f, const std::vector<uint32_t>& bm, size_t m, const uint8_t* lut,
+                    std::vector<uint16_t>& acc, std::vector<uint32_t>& masks, std::vector<uint32_t>& allow,
+                    Reservoir& cand, const VectorStore& vs) const;
   void brute_one(const Store& s, const float* q, size_t k, const IdFilter* f, int64_t* out_ids, float* out_dist) const;
   float score(const VectorStore& vs, const float* q, uint32_t id) const;
   float finish(float s) const;
