@@ -107,3 +107,16 @@ test('a predicate that depends on the session runs exactly in Postgres; privileg
     await d.query(`DROP ROLE ${role}`);
   }
 });
+
+test('LIMIT $n with a filter parameter is planned (the bound LIMIT is written in as a typed literal)', async () => {
+  const q = randomVector(DIM, prng(6));
+  const text = 'SELECT id FROM items WHERE cat = $2 ORDER BY v <-> $1 LIMIT $3';
+  for (const name of ['limit_param', undefined]) {
+    const before = { ...plannerStats };
+    const got = await c.query({ name, text, values: [q.pgv, 7, 6], rowMode: 'array' });
+    expect(plannerStats.nativeSearches - before.nativeSearches).toBeGreaterThanOrEqual(1);
+    expect(plannerStats.exactFallbacks - before.exactFallbacks).toBe(0);
+    expect(got.rows).toEqual((await d.query({ text, values: [q.arr, 7, 6], rowMode: 'array' })).rows);
+    expect(got.rowCount).toBe(6);
+  }
+});
