@@ -62,7 +62,7 @@ interface Addon {
     codes: Uint8Array,
   ): { loss: number; term1: number; term2: number; gA: Float64Array; gC: Float64Array };
   probeLoss(
-    shape: { d: number; dr: number; K: number; ip: boolean; tau: number },
+    shape: { d: number; dr: number; K: number; ip: boolean; tau: number; cutoff?: number; targetK?: number },
     A: Float64Array,
     C: Float64Array,
     Q: Float32Array,
@@ -185,11 +185,14 @@ export interface LearnOptions {
    */
   learnProbe?: boolean;
   /**
-   * learnProbe: probe softmax temperatures (× the main temperature) and learning rates tried (empty
-   * rates: learningRates), epochs per trial (0: epochs), target (0: softmax weights of all neighbours;
-   * n: uniform over the first n), and the nprobe (0: max(8, nlist/8)) at which validation probe
-   * coverage chooses among the trials. Defaults [1, 4, 16], [1e-3, 1e-2], 2, 10, 0.
+   * learnProbe: the loss ('coverage': every target list must outscore the list that would push it out
+   * of the first probeCoverageNprobe; 'crossEntropy': softmax over all lists), probe temperatures
+   * (× the main temperature) and learning rates tried (empty rates: learningRates), epochs per trial
+   * (0: epochs), targets (0: softmax weights of all neighbours; n: uniform over the lists of the first
+   * n), and the nprobe (0: max(8, nlist/8)) at which validation probe coverage chooses among the
+   * trials. Defaults 'coverage', [1, 2], [3e-4, 1e-3], 4, 10, 0.
    */
+  probeLoss?: 'coverage' | 'crossEntropy';
   probeTemperatureScales?: number[];
   probeLearningRates?: number[];
   probeEpochs?: number;
@@ -266,9 +269,10 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   reductionTermWeight: 1,
   learnTransform: true,
   learnProbe: true,
-  probeTemperatureScales: [1, 4, 16],
-  probeLearningRates: [1e-3, 1e-2],
-  probeEpochs: 2,
+  probeLoss: 'coverage',
+  probeTemperatureScales: [1, 2],
+  probeLearningRates: [3e-4, 1e-3],
+  probeEpochs: 4,
   probeTargetNeighbors: 10,
   probeCoverageNprobe: 0,
   recenter: true,

@@ -53,12 +53,12 @@ describe('learned search parameters', () => {
     });
   }
 
-  for (const ip of [false, true]) {
-    it(`learned-probe loss gradients match central finite differences (${ip ? 'inner product' : 'negative squared L2'})`, () => {
-      const r = rng(ip ? 31 : 32);
+  for (const [ip, cutoff] of [[false, 0], [true, 0], [false, 4], [true, 4]] as const) {
+    it(`learned-probe loss gradients match central finite differences (${ip ? 'inner product' : 'negative squared L2'}, ${cutoff ? 'coverage surrogate' : 'cross-entropy'})`, () => {
+      const r = rng((ip ? 31 : 32) + cutoff);
       const d = 10, dr = 6, K = 5, B = 4, nlist = 7;
       const g = (s: number) => gaussian(r) * s;
-      const shape = { d, dr, K, ip, tau: 0.6 };
+      const shape = { d, dr, K, ip, tau: 0.6, cutoff, targetK: cutoff ? 2 : 0 };
       const A = new Float64Array(dr * d).map(() => g(0.3));
       const C = new Float64Array(nlist * dr).map(() => g(0.7));
       const Q = new Float32Array(B * d).map(() => g(1));
@@ -257,6 +257,10 @@ describe('learned search parameters', () => {
     await expect(idx.learn({ batchSize: 0 })).rejects.toThrow(/batchSize/);
     await expect(idx.learn({ validationFraction: 1.5 })).rejects.toThrow(/validationFraction/);
     await expect(idx.learn({ temperatureScale: 0 })).rejects.toThrow(/temperatureScale/);
+    await expect(idx.learn({ probeLoss: 'hinge' as never })).rejects.toThrow(/probeLoss/);
+    await expect(idx.learn({ probeTemperatureScales: [] })).rejects.toThrow(/probeTemperatureScales/);
+    await expect(idx.learn({ probeLearningRates: [0] })).rejects.toThrow(/probeLearningRates/);
+    await expect(idx.learn({ probeEpochs: -1 })).rejects.toThrow(/probeEpochs/);
     await expect(idx.learn({ reductionTermWeight: -1 })).rejects.toThrow(/reductionTermWeight/);
     await expect(idx.learn({ neighbors: n + 5 })).rejects.toThrow(/need more than/);
   });
@@ -273,8 +277,8 @@ describe('learned probe on real data', () => {
     await idx.train(ds.base.subarray(0, n * dim));
     await idx.add(seqIds(n), ds.base.subarray(0, n * dim));
     const nlist = idx.stats().nlist;
-    const rep = await idx.learn({ sampleQueries: 8000, probeTemperatureScales: [1, 16], probeLearningRates: [1e-3], install: 'always' });
-    expect(rep.probeSweep.map((p) => p.temperatureScale)).toEqual([1, 16]);
+    const rep = await idx.learn({ sampleQueries: 8000, probeTemperatureScales: [1, 2], probeLearningRates: [1e-3], install: 'always' });
+    expect(rep.probeSweep.map((p) => p.temperatureScale)).toEqual([1, 2]);
     expect(rep.probeCoverageNprobe).toBe(Math.max(8, Math.floor(nlist / 8)));
     expect(rep.probeCoverageAfter).toBeGreaterThan(rep.probeCoverageBefore);
     expect(rep.probeCoverageAfter).toBe(Math.max(...rep.probeSweep.map((p) => p.validationCoverage)));

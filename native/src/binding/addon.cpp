@@ -494,6 +494,12 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     pos_list("probeTemperatureScales", c.probe_tau_scales, false);
     pos_list("probeLearningRates", c.probe_lrs, true);
     if (!o.Get("neighborPool").IsUndefined()) c.sample.pool = uint_arg(o.Get("neighborPool"), "neighborPool", true);
+    if (!o.Get("probeLoss").IsUndefined()) {
+      auto v = o.Get("probeLoss");
+      const std::string pl = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+      if (pl != "coverage" && pl != "crossEntropy") throw Napi::RangeError::New(env, "probeLoss must be 'coverage' or 'crossEntropy'");
+      c.probe_coverage_loss = pl == "coverage";
+    }
     if (!o.Get("probeEpochs").IsUndefined()) c.probe_epochs = uint_arg(o.Get("probeEpochs"), "probeEpochs", true);
     if (!o.Get("probeTargetNeighbors").IsUndefined()) c.probe_target_k = uint_arg(o.Get("probeTargetNeighbors"), "probeTargetNeighbors", true);
     if (!o.Get("probeCoverageNprobe").IsUndefined()) c.probe_coverage_nprobe = uint_arg(o.Get("probeCoverageNprobe"), "probeCoverageNprobe", true);
@@ -739,7 +745,7 @@ Napi::Value KlLoss(const Napi::CallbackInfo& info) {
 }
 
 // Test-only: the learned-probe loss and its gradient w.r.t. the centroids.
-// probeLoss({d, dr, K, ip, tau}, A: Float64Array, C: Float64Array (nlist x dr), Q, orig, lists: Uint32Array)
+// probeLoss({d, dr, K, ip, tau, cutoff?, targetK?}, A: Float64Array, C: Float64Array (nlist x dr), Q, orig, lists: Uint32Array)
 Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   learn::LossShape sh = loss_shape_arg(info[0].As<Napi::Object>());
@@ -755,7 +761,12 @@ Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < lists.ElementLength(); i++)
     if (lists[i] >= nlist) throw Napi::RangeError::New(env, "probeLoss: list out of range");
   auto g = Napi::Float64Array::New(env, C.ElementLength());
-  double loss = learn::probe_loss_raw(sh, A.Data(), C.Data(), nlist, Q.Data(), B, orig.Data(), lists.Data(), g.Data(), 2);
+  auto opt = [&](const char* key) {
+    auto v = info[0].As<Napi::Object>().Get(key);
+    return v.IsUndefined() ? size_t(0) : uint_arg(v, key, true);
+  };
+  double loss = learn::probe_loss_raw(sh, A.Data(), C.Data(), nlist, Q.Data(), B, orig.Data(), lists.Data(), g.Data(), 2,
+                                      opt("cutoff"), opt("targetK"));
   auto r = Napi::Object::New(env);
   r.Set("loss", loss);
   r.Set("gC", g);

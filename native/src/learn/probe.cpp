@@ -43,6 +43,40 @@ double probe_one(const LossShape& sh, const ProbeConfig& cfg, const double* C, s
     u[l] = s * inv_tau;
     umx = std::max(umx, u[l]);
   }
+  if (cfg.cutoff) {
+    // Coverage surrogate: every target list must outscore c, the (cutoff - |T|)-th best non-target
+    // list; then it is among the first `cutoff` lists. softplus((u_c - u_t)) per target, weighted.
+    size_t nt = 0;
+    for (size_t l = 0; l < nlist; l++) nt += t[l] > 0;
+    const size_t need = cfg.cutoff > nt ? cfg.cutoff - nt : 1;
+    std::vector<std::pair<double, size_t>> nont;
+    nont.reserve(nlist);
+    for (size_t l = 0; l < nlist; l++)
+      if (t[l] == 0) nont.push_back({-u[l], l});
+    if (nont.empty()) return 0;
+    const size_t r = std::min(need, nont.size()) - 1;
+    std::nth_element(nont.begin(), nont.begin() + r, nont.end());
+    const size_t c = nont[r].second;
+    double loss = 0, dc = 0;
+    for (size_t l = 0; l < nlist; l++) {
+      if (t[l] == 0) continue;
+      const double x = u[c] - u[l];
+      loss += t[l] * (x > 30 ? x : std::log1p(std::exp(x)));
+      const double sg = 1.0 / (1.0 + std::exp(-x));
+      if (gg) {
+        const double du = -t[l] * sg * inv_tau * w;
+        const double* cl = C + l * dr;
+        for (size_t q = 0; q < dr; q++) gg[l * dr + q] += sh.ip ? du * z[q] : du * 2 * (z[q] - cl[q]);
+      }
+      dc += t[l] * sg;
+    }
+    if (gg) {
+      const double du = dc * inv_tau * w;
+      const double* cc = C + c * dr;
+      for (size_t q = 0; q < dr; q++) gg[c * dr + q] += sh.ip ? du * z[q] : du * 2 * (z[q] - cc[q]);
+    }
+    return loss;
+  }
   double us = 0;
   for (size_t l = 0; l < nlist; l++) us += std::exp(u[l] - umx);
   const double lse = umx + std::log(us);
@@ -87,11 +121,13 @@ double run_batch(const LossShape& sh, const ProbeConfig& cfg, const double* C, s
 }  // namespace
 
 double probe_loss_raw(const LossShape& sh, const double* A, const double* C, size_t nlist, const float* Q, size_t B,
-                      const float* orig, const uint32_t* lists, double* g, size_t nthreads) {
+                      const float* orig, const uint32_t* lists, double* g, size_t nthreads, size_t cutoff,
+                      size_t target_k) {
   const size_t d = sh.d, dr = sh.dr, K = sh.K;
   ProbeConfig cfg;
   cfg.tau = sh.tau;
-  cfg.target_k = 0;
+  cfg.target_k = target_k;
+  cfg.cutoff = cutoff;
   cfg.nthreads = nthreads;
   return run_batch(sh, cfg, C, nlist, B,
                    [&](size_t i, double* z, const float** o, const uint32_t** ls) {

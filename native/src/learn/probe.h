@@ -1,8 +1,10 @@
 // Extension beyond HAKES (learnProbe, on by default): learn the probing centroids too. For each
-// training query the target is a distribution over the IVF lists its nearest neighbours are stored
-// in; the prediction is the softmax over all lists of the probe similarity s(A'q~, c'_l) / tau_p.
-// Minimising the cross-entropy (AdamW, same schedule) moves c' so that lists holding a query's
-// neighbours rank first. List membership never changes (stored codes stay where they are).
+// training query the targets are the IVF lists its nearest neighbours are stored in; the probe
+// scores are s(A'q~, c'_l) / tau_p. Two losses (AdamW, same schedule) move c' so that lists holding
+// a query's neighbours rank first: the coverage surrogate (default) asks every target list to
+// outscore the non-target list that would push it out of the first n probed lists (softplus of the
+// difference); the cross-entropy between the targets and the softmax over all lists mostly raises
+// the first list. List membership never changes (stored codes stay where they are).
 #pragma once
 #include <utility>
 #include <vector>
@@ -15,16 +17,20 @@ struct ProbeConfig {
   size_t batch = 512, epochs = 1, nthreads = 2;
   double lr = 1e-3, weight_decay = 0.01, warmup_fraction = 0.1;
   double tau = 1;       // probe softmax temperature (absolute)
+  // 0: cross-entropy over all lists. n > 0: coverage surrogate for nprobe n (each target list must
+  // outscore the non-target list that would push it out of the first n; softplus of the difference).
+  size_t cutoff = 0;
   size_t target_k = 0;  // 0: targets are the softmax weights of all K neighbours; else uniform over the first target_k
   uint64_t seed = 1;
 };
 
 // The probe loss on explicit data (mean over B queries), and its gradient w.r.t. C (nlist x dr)
 // when g is non-null. Q: B x d (centred as the metric requires); orig: B x K original similarities;
-// lists: B x K list of each neighbour. Softmax-weighted targets over all K, temperature sh.tau.
+// lists: B x K list of each neighbour. Temperature sh.tau; cutoff and target_k as in ProbeConfig.
 // Exposed for the finite-difference test.
 double probe_loss_raw(const LossShape& sh, const double* A, const double* C, size_t nlist, const float* Q, size_t B,
-                      const float* orig, const uint32_t* lists, double* g, size_t nthreads);
+                      const float* orig, const uint32_t* lists, double* g, size_t nthreads, size_t cutoff = 0,
+                      size_t target_k = 0);
 
 // Same loss on already-transformed queries Z (B x dr, z = A'q~), with cfg's temperature and targets.
 double probe_loss_z(const LossShape& sh, const ProbeConfig& cfg, const double* C, size_t nlist, const double* Z,

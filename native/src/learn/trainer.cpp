@@ -226,6 +226,7 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
         pc.seed = cfg.seed;
         pc.tau = R.tau * ts;
         pc.target_k = cfg.probe_target_k;
+        pc.cutoff = cfg.probe_coverage_loss ? R.probe_nprobe : 0;
         auto [b, a] = learn_probe(S, Z, train, val, ins->nlist, cent, pc);
         std::vector<float> cf(cent.begin(), cent.end());
         const double cov = probe_coverage(S, Z, val, cf.data(), ins->nlist, R.probe_nprobe, top, S.shape.ip, nth);

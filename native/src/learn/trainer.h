@@ -30,9 +30,10 @@ struct LearnConfig {
   bool learn_transform = true;                   // false: only the PQ codebooks are learnt
   bool recenter = true;
   bool learn_probe = true;                       // extension beyond HAKES: learn probing centroids (probe.h)
-  std::vector<double> probe_tau_scales{1, 4, 16}; // probe softmax temperature = this x tau, swept
-  std::vector<double> probe_lrs{1e-3, 1e-2};     // empty: the main sweep's rates
-  size_t probe_epochs = 2;                       // 0: as epochs
+  bool probe_coverage_loss = true;               // coverage surrogate at probe_coverage_nprobe (false: cross-entropy)
+  std::vector<double> probe_tau_scales{1, 2};    // probe temperature = this x tau, swept
+  std::vector<double> probe_lrs{3e-4, 1e-3};     // empty: the main sweep's rates
+  size_t probe_epochs = 4;                       // 0: as epochs
   size_t probe_target_k = 10;                    // 0: softmax weights over all K neighbours; else uniform over the first k
   size_t probe_coverage_nprobe = 0;              // 0: max(8, nlist/8)
   enum Install { NEVER, IF_BETTER, ALWAYS } install = IF_BETTER;  // IF_BETTER: validation must not regress
