@@ -157,6 +157,35 @@ function sweep(idx: VectorIndex, ds: Dataset, variants: { name: string; params: 
   return out;
 }
 
+const H2H_ROUNDS = 21;
+
+/**
+ * The two picked operating points re-timed head to head: H2H_ROUNDS rounds, each timing both (order
+ * alternating) on the evaluation half right after each other, so load drift between grid points
+ * (minutes apart in the sweep) cannot favour either. Returns the per-round ratios b/a.
+ */
+function headToHead(idx: VectorIndex, ds: Dataset, a: { p: Point; params: FilterParams | null }, b: { p: Point; params: FilterParams | null }) {
+  const half = Math.floor(ds.nq / 2);
+  const res = new Int32Array(ds.nq * K);
+  const time = (x: typeof a) => {
+    if (x.params) idx.setSearchParams(x.params);
+    else idx.resetSearchParams();
+    for (let i = 0; i < 30; i++) idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k: K, nprobe: x.p.nprobe, kFactor: x.p.kFactor });
+    return pass(idx, ds, half, ds.nq, x.p.nprobe, x.p.kFactor, res);
+  };
+  const ratios: number[] = [];
+  for (let r = 0; r < H2H_ROUNDS; r++) {
+    if (r % 2) {
+      const qb = time(b), qa = time(a);
+      ratios.push(qb / qa);
+    } else {
+      const qa = time(a), qb = time(b);
+      ratios.push(qb / qa);
+    }
+  }
+  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+}
+
 /** Round-by-round evaluation-half QPS ratios b/a of two points measured in the same sweep: median, min, max. */
 function pairedRatio(a: Point, b: Point): { median: number; min: number; max: number } {
   const r = a.eval.runs.map((x, i) => b.eval.runs[i] / x);
@@ -286,17 +315,20 @@ async function main() {
     const hakesParams = idx.getParams('search')!;
 
     const [untrained, learned, hakes] = sweep(idx, ds, [{ name: 'untrained', params: null }, { name: 'learned', params: learntParams }, { name: 'hakes', params: hakesParams }], args.repeat, args.quick);
+    const h2h = (u: Point | null, l: Point | null, params: FilterParams) => (u && l ? headToHead(idx, ds, { p: u, params: null }, { p: l, params }) : null);
+    const h2hLearned = TARGETS.map((target) => h2h(pick(untrained, target), pick(learned, target), learntParams));
+    const h2hHakes = TARGETS.map((target) => h2h(pick(untrained, target), pick(hakes, target), hakesParams));
     idx.setSearchParams(learntParams);
-    const hakesRows = TARGETS.map((target) => ({ target, u: pick(untrained, target), l: pick(hakes, target), fu: frontierQps(untrained, target), fl: frontierQps(hakes, target) }));
+    const hakesRows = TARGETS.map((target, i) => ({ target, u: pick(untrained, target), l: pick(hakes, target), fu: frontierQps(untrained, target), fl: frontierQps(hakes, target), h: h2hHakes[i] }));
     const rows = TARGETS.map((target) => {
       const u = pick(untrained, target), l = pick(learned, target);
       const fu = frontierQps(untrained, target), fl = frontierQps(learned, target);
-      return { target, u, l, fu, fl };
+      return { target, u, l, fu, fl, h: h2hLearned[TARGETS.indexOf(target)] };
     });
     const cm = costMatched(untrained, learned);
     const cmRows = TARGETS.map((target) => ({ target, u: pick(cm.untrained, target), l: pick(cm.learned, target) }));
     const load1 = os.loadavg();
-    const json = { costMatched: cmRows, dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, hakesOnly: { seconds: hakesS, report: hakesRep }, untrained, learned, hakes };
+    const json = { costMatched: cmRows, dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, hakesOnly: { seconds: hakesS, report: hakesRep }, headToHead: { rounds: H2H_ROUNDS, learned: h2hLearned, hakes: h2hHakes }, untrained, learned, hakes };
 
     let mixedMd = '';
     if (name === args.mixedDataset && args.mixedSeconds > 0) {
@@ -330,6 +362,7 @@ async function main() {
       const p = pairedRatio(u, l);
       return `${p.median.toFixed(2)}× [${p.min.toFixed(2)}–${p.max.toFixed(2)}]`;
     };
+    const hh = (h: ReturnType<typeof headToHead> | null) => (h ? `${h.median.toFixed(2)}× [${h.min.toFixed(2)}–${h.max.toFixed(2)}]` : '—');
     const ratioAt = (r: (typeof rows)[number]) => (r.u && r.l ? r.l.eval.qps / r.u.eval.qps : null);
     const r99 = rows.find((r) => r.target === 0.99)!;
     const fr = r99.fu && r99.fl ? r99.fl / r99.fu : null;
@@ -342,22 +375,22 @@ async function main() {
       `- Data: n = ${fmt(ds.n)}, d = ${ds.dim}, metric ${metric}, k = 10. Index: defaults (nlist ${st.nlist}, reducedDim ${st.reducedDim}, float32 storage), built in ${buildS.toFixed(1)} s.`,
       `- Training (\`VectorIndex.learn()\` defaults, 2 threads): ${fmt(rep.trainQueries)} training + ${fmt(rep.validationQueries)} validation queries sampled from the **indexed vectors**, ${rep.neighbors} neighbours each, batch 512, 1 epoch per learning rate, rates {1e-5, 1e-4, 1e-3} → chose ${rep.learningRate} on the validation split (loss ${rep.validationLossBefore.toFixed(4)} → ${rep.validationLossAfter.toFixed(4)}; validation recall@10 at nprobe ${rep.validationNprobe}/kFactor ${rep.validationKFactor}: ${rep.validationRecallBefore.toFixed(4)} → ${rep.validationRecallAfter.toFixed(4)}, centroids re-centred: ${rep.recentered ? 'kept' : 'rejected by validation'}; learned probe (extension beyond HAKES, \`learnProbe\`): ${rep.probeLearned ? `kept, validation recall ${rep.validationRecallProbe.toFixed(4)}` : 'rejected by validation'}, validation probe coverage at nprobe ${rep.probeCoverageNprobe} ${rep.probeCoverageBefore.toFixed(4)} → ${rep.probeCoverageAfter.toFixed(4)} (${rep.probeLearningRate ? `temperature ×${rep.probeTemperatureScale}, rate ${rep.probeLearningRate}` : 'no trial improved it'}; trials ${rep.probeSweep.map((p) => `×${p.temperatureScale}/${p.learningRate}: ${p.validationCoverage.toFixed(4)}`).join(', ')}); default install rule would have ${rep.validationRecallAfter >= rep.validationRecallBefore ? 'installed' : 'kept the untrained params'}).`,
       `- Training time **${learnS.toFixed(1)} s** (${(learnS / (ds.n / 1e5)).toFixed(1)} s per 100k vectors; neighbour search ${rep.secondsSamples.toFixed(1)} s, optimisation ${rep.secondsTrain.toFixed(1)} s, re-centring, learned probe and validation ${rep.secondsRecenter.toFixed(1)} s). Memory: working set ${fmt(rep.workingSetBytes / 2 ** 20, 1)} MiB (samples + optimiser state); process RSS ${fmt(rss0 / 2 ** 20)} MiB before, peak ${fmt(peak / 2 ** 20)} MiB during (+${fmt((peak - rss0) / 2 ** 20)} MiB).`,
-      `- Evaluation: the dataset's ${ds.nq} queries, never seen by training. Grid of nprobe × kFactor, each point timed in ${args.repeat} rounds, each round running every parameter set back to back on the same index (order rotating), the median round reported; QPS = queries per CPU-second of one thread (\`search()\` on the JS thread). First ${Math.floor(ds.nq / 2)} queries pick the operating point, the last ${ds.nq - Math.floor(ds.nq / 2)} are reported.`,
+      `- Evaluation: the dataset's ${ds.nq} queries, never seen by training. Grid of nprobe × kFactor, each point timed in ${args.repeat} rounds, each round running every parameter set back to back on the same index (order rotating), the median round reported; QPS = queries per CPU-second of one thread (\`search()\` on the JS thread). First ${Math.floor(ds.nq / 2)} queries pick the operating point, the last ${ds.nq - Math.floor(ds.nq / 2)} are reported. The picked points are then re-timed head to head (${H2H_ROUNDS} rounds, both points back to back each round, order alternating): grid points are timed minutes apart, so load drift on the shared machine can make one look cheaper than it is.`,
       '',
       '## Recall@10 targets',
       '',
-      '| target | untrained: QPS [recall, params] | learned: QPS [recall, params] | learned / untrained (medians) | per round: median [min–max] | frontier QPS at target (untrained → learned) |',
-      '|---|---|---|---|---|---|',
+      '| target | untrained: QPS [recall, params] | learned: QPS [recall, params] | learned / untrained (medians) | per sweep round: median [min–max] | head to head, ' + H2H_ROUNDS + ' rounds: median [min–max] | frontier QPS at target (untrained → learned) |',
+      '|---|---|---|---|---|---|---|',
       ...rows.map((r) => {
         const q = ratioAt(r);
-        return `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${q === null ? '—' : q.toFixed(2) + '×'} | ${spread(r.u, r.l)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`;
+        return `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${q === null ? '—' : q.toFixed(2) + '×'} | ${spread(r.u, r.l)} | ${hh(r.h)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`;
       }),
       '',
       `### HAKES exactly (\`learnProbe: false\`: transform + codebooks, centroids re-centred or kept by validation; learned in ${hakesS.toFixed(1)} s, validation recall ${hakesRep.validationRecallBefore.toFixed(4)} → ${hakesRep.validationRecallAfter.toFixed(4)})`,
       '',
-      '| target | untrained: QPS [recall, params] | HAKES-only: QPS [recall, params] | HAKES-only / untrained | per round: median [min–max] | frontier QPS at target |',
-      '|---|---|---|---|---|---|',
-      ...hakesRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} | ${spread(r.u, r.l)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`),
+      '| target | untrained: QPS [recall, params] | HAKES-only: QPS [recall, params] | HAKES-only / untrained | per sweep round: median [min–max] | head to head: median [min–max] | frontier QPS at target |',
+      '|---|---|---|---|---|---|---|',
+      ...hakesRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} | ${spread(r.u, r.l)} | ${hh(r.h)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`),
       '',
       '### Cost-matched (same QPS for a grid point with either parameter set: the geometric mean of its two measurements)',
       '',
@@ -365,7 +398,7 @@ async function main() {
       '|---|---|---|---|',
       ...cmRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} |`),
       '',
-      `Goal: ≥ 1.15× QPS at recall@10 = 0.99 — ${ratioAt(r99) === null ? 'not measurable (0.99 not reached)' : ratioAt(r99)! >= 1.15 ? `met (${ratioAt(r99)!.toFixed(2)}×)` : `not met (${ratioAt(r99)!.toFixed(2)}× at the picked operating points${fr ? `, ${fr.toFixed(2)}× on the interpolated frontier` : ''})`}. Training goal: < 120 s per 100k vectors on 2 cores — ${learnS / (ds.n / 1e5) < 120 ? 'met' : 'not met'}.`,
+      `Goal: ≥ 1.15× QPS at recall@10 = 0.99 — ${ratioAt(r99) === null ? 'not measurable (0.99 not reached)' : ratioAt(r99)! >= 1.15 ? `met (${ratioAt(r99)!.toFixed(2)}×)` : `not met (${ratioAt(r99)!.toFixed(2)}× at the picked operating points${fr ? `, ${fr.toFixed(2)}× on the interpolated frontier` : ''})`}${r99.h ? `; the picked points head to head: ${hh(r99.h)}` : ''}. Training goal: < 120 s per 100k vectors on 2 cores — ${learnS / (ds.n / 1e5) < 120 ? 'met' : 'not met'}.`,
       '',
       '## Sweep (evaluation half)',
       '',
