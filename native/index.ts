@@ -67,7 +67,7 @@ interface Addon {
     codes: Uint8Array,
   ): { loss: number; term1: number; term2: number; gA: Float64Array; gC: Float64Array };
   probeLoss(
-    shape: { d: number; dr: number; K: number; ip: boolean; tau: number },
+    shape: { d: number; dr: number; K: number; ip: boolean; tau: number; cutoff?: number; targetK?: number },
     A: Float64Array,
     C: Float64Array,
     Q: Float32Array,
@@ -166,6 +166,11 @@ export interface LearnOptions {
   /** Neighbour search settings; 0 = generous defaults (nprobe max(32, nlist/4), kFactor 10). */
   neighborNprobe?: number;
   neighborKFactor?: number;
+  /**
+   * 0 (default, HAKES): the `neighbors` nearest. Larger: the neighbors/2 nearest plus neighbors/2 drawn
+   * from ranks up to this pool, so the loss also sees farther points (tried; not better on wordnet-use-512).
+   */
+  neighborPool?: number;
   /** Share of the sampled queries held out to choose the learning rate (at most maxValidation). Default 0.1 / 4096. */
   validationFraction?: number;
   maxValidation?: number;
@@ -187,6 +192,20 @@ export interface LearnOptions {
    * kept only when it raises validation recall.
    */
   learnProbe?: boolean;
+  /**
+   * learnProbe: the loss ('coverage': every target list must outscore the list that would push it out
+   * of the first probeCoverageNprobe; 'crossEntropy': softmax over all lists), probe temperatures
+   * (× the main temperature) and learning rates tried (empty rates: learningRates), epochs per trial
+   * (0: epochs), targets (0: softmax weights of all neighbours; n: uniform over the lists of the first
+   * n), and the nprobe (0: max(8, nlist/8)) at which validation probe coverage chooses among the
+   * trials. Defaults 'coverage', [1, 2], [3e-4, 1e-3], 4, 10, 0.
+   */
+  probeLoss?: 'coverage' | 'crossEntropy';
+  probeTemperatureScales?: number[];
+  probeLearningRates?: number[];
+  probeEpochs?: number;
+  probeTargetNeighbors?: number;
+  probeCoverageNprobe?: number;
   /** Re-centre IVF centroids in the learnt space (kept only if validation recall is not worse). Default true. */
   recenter?: boolean;
   /**
@@ -226,6 +245,12 @@ export interface LearnReport {
   probeLossBefore: number;
   probeLossAfter: number;
   probeLearningRate: number;
+  probeTemperatureScale: number;
+  /** Share of validation queries' top-10 neighbours stored in the first probeCoverageNprobe lists, before/after. */
+  probeCoverageNprobe: number;
+  probeCoverageBefore: number;
+  probeCoverageAfter: number;
+  probeSweep: { temperatureScale: number; learningRate: number; validationLoss: number; validationCoverage: number }[];
   installed: boolean;
   secondsSamples: number;
   secondsTrain: number;
@@ -240,6 +265,7 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   neighbors: 50,
   neighborNprobe: 0,
   neighborKFactor: 0,
+  neighborPool: 0,
   validationFraction: 0.1,
   maxValidation: 4096,
   batchSize: 512,
@@ -251,6 +277,12 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   reductionTermWeight: 1,
   learnTransform: true,
   learnProbe: true,
+  probeLoss: 'coverage',
+  probeTemperatureScales: [1, 2],
+  probeLearningRates: [3e-4, 1e-3],
+  probeEpochs: 4,
+  probeTargetNeighbors: 10,
+  probeCoverageNprobe: 0,
   recenter: true,
   install: true,
   threads: 2,
@@ -416,7 +448,10 @@ export class VectorIndex {
   async learn(opts: LearnOptions = {}, onProgress?: LearnProgress): Promise<LearnReport> {
     const o: Required<LearnOptions> = { ...LEARN_DEFAULTS, ...opts };
     for (const k of ['sampleQueries', 'neighbors', 'batchSize', 'epochs', 'maxValidation', 'threads'] as const) posInt(o[k], k, 1);
-    for (const k of ['neighborNprobe', 'neighborKFactor', 'seed'] as const) nonNegInt(o[k], k);
+    for (const k of ['neighborNprobe', 'neighborKFactor', 'neighborPool', 'seed', 'probeEpochs', 'probeTargetNeighbors', 'probeCoverageNprobe'] as const) nonNegInt(o[k], k);
+    const positives = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' && x > 0 && Number.isFinite(x));
+    if (!positives(o.probeTemperatureScales) || o.probeTemperatureScales.length === 0) throw new RangeError('probeTemperatureScales must be a non-empty array of positive numbers');
+    if (!positives(o.probeLearningRates)) throw new RangeError('probeLearningRates must be an array of positive numbers');
     if (!Array.isArray(o.learningRates) || o.learningRates.length === 0 || o.learningRates.some((v) => !(typeof v === 'number' && v > 0 && Number.isFinite(v))))
       throw new RangeError('learningRates must be a non-empty array of positive numbers');
     let seen = 0;

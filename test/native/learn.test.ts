@@ -4,6 +4,7 @@
 // garbage.
 import { describe, expect, it } from 'vitest';
 import { VectorIndex, testing, type FilterParams } from '../../native/index.ts';
+import { loadDataset } from '../../bench/lib/datasets.ts';
 import { gaussian, lowRank, refDistance, rng, row, seqIds, tempDir } from './helpers.ts';
 
 // A small random instance of the loss: B queries, each with K neighbours among `rows` rows.
@@ -52,12 +53,12 @@ describe('learned search parameters', () => {
     });
   }
 
-  for (const ip of [false, true]) {
-    it(`learned-probe loss gradients match central finite differences (${ip ? 'inner product' : 'negative squared L2'})`, () => {
-      const r = rng(ip ? 31 : 32);
+  for (const [ip, cutoff] of [[false, 0], [true, 0], [false, 4], [true, 4]] as const) {
+    it(`learned-probe loss gradients match central finite differences (${ip ? 'inner product' : 'negative squared L2'}, ${cutoff ? 'coverage surrogate' : 'cross-entropy'})`, () => {
+      const r = rng((ip ? 31 : 32) + cutoff);
       const d = 10, dr = 6, K = 5, B = 4, nlist = 7;
       const g = (s: number) => gaussian(r) * s;
-      const shape = { d, dr, K, ip, tau: 0.6 };
+      const shape = { d, dr, K, ip, tau: 0.6, cutoff, targetK: cutoff ? 2 : 0 };
       const A = new Float64Array(dr * d).map(() => g(0.3));
       const C = new Float64Array(nlist * dr).map(() => g(0.7));
       const Q = new Float32Array(B * d).map(() => g(1));
@@ -256,7 +257,51 @@ describe('learned search parameters', () => {
     await expect(idx.learn({ batchSize: 0 })).rejects.toThrow(/batchSize/);
     await expect(idx.learn({ validationFraction: 1.5 })).rejects.toThrow(/validationFraction/);
     await expect(idx.learn({ temperatureScale: 0 })).rejects.toThrow(/temperatureScale/);
+    await expect(idx.learn({ probeLoss: 'hinge' as never })).rejects.toThrow(/probeLoss/);
+    await expect(idx.learn({ probeTemperatureScales: [] })).rejects.toThrow(/probeTemperatureScales/);
+    await expect(idx.learn({ probeLearningRates: [0] })).rejects.toThrow(/probeLearningRates/);
+    await expect(idx.learn({ probeEpochs: -1 })).rejects.toThrow(/probeEpochs/);
     await expect(idx.learn({ reductionTermWeight: -1 })).rejects.toThrow(/reductionTermWeight/);
     await expect(idx.learn({ neighbors: n + 5 })).rejects.toThrow(/need more than/);
+  });
+});
+
+// The learned probe (extension beyond HAKES) on a slice of a real dataset: validation probe coverage
+// chooses the temperature and rate, and held-out queries (rows never indexed) find more of their
+// true neighbours in the first nprobe lists than with the same learnt params and the original centroids.
+describe('learned probe on real data', () => {
+  it('raises validation probe coverage and held-out probe-limited recall (wordnet-use-512 slice)', { timeout: 300_000 }, async () => {
+    const ds = loadDataset('wordnet-use-512', { limit: 21000 });
+    const n = 20000, nh = 500, dim = ds.dim;
+    const idx = new VectorIndex({ dim, metric: 'cos', seed: 7 });
+    await idx.train(ds.base.subarray(0, n * dim));
+    await idx.add(seqIds(n), ds.base.subarray(0, n * dim));
+    const nlist = idx.stats().nlist;
+    const rep = await idx.learn({ sampleQueries: 8000, probeTemperatureScales: [1, 2], probeLearningRates: [1e-3], install: 'always' });
+    expect(rep.probeSweep.map((p) => p.temperatureScale)).toEqual([1, 2]);
+    expect(rep.probeCoverageNprobe).toBe(Math.max(8, Math.floor(nlist / 8)));
+    expect(rep.probeCoverageAfter).toBeGreaterThan(rep.probeCoverageBefore);
+    expect(rep.probeCoverageAfter).toBe(Math.max(...rep.probeSweep.map((p) => p.validationCoverage)));
+    expect(rep.probeLearned).toBe(true);
+    const learnt = idx.getParams('search')!;
+    const held = ds.base.slice(n * dim, (n + nh) * dim);
+    const exact = await idx.bruteForce(held, { k: 10 });
+    const nprobe = rep.probeCoverageNprobe;
+    const probeLimited = async () => {
+      const got = await idx.searchBatch(held, { k: 10, nprobe, kFactor: 200 });
+      let hit = 0;
+      for (let q = 0; q < nh; q++) {
+        const truth = new Set(exact.ids.subarray(q * 10, q * 10 + 10));
+        for (const id of got.ids.subarray(q * 10, q * 10 + 10)) if (truth.has(id)) hit++;
+      }
+      return hit / (nh * 10);
+    };
+    const withProbe = await probeLimited();
+    // Same learnt transform and codebooks, centroids before probe training (re-centred or insert ones).
+    const rc = await idx.learn({ sampleQueries: 8000, learnProbe: false, install: 'always' });
+    const withoutProbe = await probeLimited();
+    console.log(`probe coverage ${rep.probeCoverageBefore.toFixed(4)} -> ${rep.probeCoverageAfter.toFixed(4)}; held-out probe-limited recall at nprobe ${nprobe}: ${withoutProbe.toFixed(4)} (recentered ${rc.recentered}) -> ${withProbe.toFixed(4)}`);
+    expect(withProbe).toBeGreaterThan(withoutProbe);
+    idx.setSearchParams(learnt);
   });
 });

@@ -518,6 +518,32 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
       c.lrs.push_back(v.As<Napi::Number>().DoubleValue());
     }
     if (c.lrs.empty()) throw Napi::RangeError::New(env, "learningRates must not be empty");
+    // Learned-probe options (optional here; index.ts fills them).
+    auto pos_list = [&](const char* key, std::vector<double>& out, bool allow_empty) {
+      auto v = o.Get(key);
+      if (v.IsUndefined()) return;
+      if (!v.IsArray()) type_error(env, std::string(key) + " must be an array");
+      out.clear();
+      for (uint32_t i = 0; i < v.As<Napi::Array>().Length(); i++) {
+        auto x = v.As<Napi::Array>().Get(i);
+        if (!x.IsNumber() || !(x.As<Napi::Number>().DoubleValue() > 0) || !std::isfinite(x.As<Napi::Number>().DoubleValue()))
+          throw Napi::RangeError::New(env, std::string(key) + " must be positive numbers");
+        out.push_back(x.As<Napi::Number>().DoubleValue());
+      }
+      if (out.empty() && !allow_empty) throw Napi::RangeError::New(env, std::string(key) + " must not be empty");
+    };
+    pos_list("probeTemperatureScales", c.probe_tau_scales, false);
+    pos_list("probeLearningRates", c.probe_lrs, true);
+    if (!o.Get("neighborPool").IsUndefined()) c.sample.pool = uint_arg(o.Get("neighborPool"), "neighborPool", true);
+    if (!o.Get("probeLoss").IsUndefined()) {
+      auto v = o.Get("probeLoss");
+      const std::string pl = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+      if (pl != "coverage" && pl != "crossEntropy") throw Napi::RangeError::New(env, "probeLoss must be 'coverage' or 'crossEntropy'");
+      c.probe_coverage_loss = pl == "coverage";
+    }
+    if (!o.Get("probeEpochs").IsUndefined()) c.probe_epochs = uint_arg(o.Get("probeEpochs"), "probeEpochs", true);
+    if (!o.Get("probeTargetNeighbors").IsUndefined()) c.probe_target_k = uint_arg(o.Get("probeTargetNeighbors"), "probeTargetNeighbors", true);
+    if (!o.Get("probeCoverageNprobe").IsUndefined()) c.probe_coverage_nprobe = uint_arg(o.Get("probeCoverageNprobe"), "probeCoverageNprobe", true);
     c.recenter = o.Get("recenter").ToBoolean();
     c.learn_transform = o.Get("learnTransform").ToBoolean();
     c.learn_probe = o.Get("learnProbe").ToBoolean();
@@ -594,6 +620,20 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
           o.Set("probeLossBefore", r.probe_loss_before);
           o.Set("probeLossAfter", r.probe_loss_after);
           o.Set("probeLearningRate", r.probe_lr);
+          o.Set("probeTemperatureScale", r.probe_tau_scale);
+          o.Set("probeCoverageNprobe", double(r.probe_nprobe));
+          o.Set("probeCoverageBefore", r.probe_coverage_before);
+          o.Set("probeCoverageAfter", r.probe_coverage_after);
+          auto ps = Napi::Array::New(env, r.probe_sweep.size());
+          for (size_t i = 0; i < r.probe_sweep.size(); i++) {
+            auto p = Napi::Object::New(env);
+            p.Set("temperatureScale", r.probe_sweep[i].tau_scale);
+            p.Set("learningRate", r.probe_sweep[i].lr);
+            p.Set("validationLoss", r.probe_sweep[i].val_loss);
+            p.Set("validationCoverage", r.probe_sweep[i].val_coverage);
+            ps.Set(uint32_t(i), p);
+          }
+          o.Set("probeSweep", ps);
           o.Set("installed", r.installed);
           o.Set("secondsSamples", r.seconds_samples);
           o.Set("secondsTrain", r.seconds_train);
@@ -746,7 +786,7 @@ Napi::Value KlLoss(const Napi::CallbackInfo& info) {
 }
 
 // Test-only: the learned-probe loss and its gradient w.r.t. the centroids.
-// probeLoss({d, dr, K, ip, tau}, A: Float64Array, C: Float64Array (nlist x dr), Q, orig, lists: Uint32Array)
+// probeLoss({d, dr, K, ip, tau, cutoff?, targetK?}, A: Float64Array, C: Float64Array (nlist x dr), Q, orig, lists: Uint32Array)
 Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   learn::LossShape sh = loss_shape_arg(info[0].As<Napi::Object>());
@@ -762,7 +802,12 @@ Napi::Value ProbeLoss(const Napi::CallbackInfo& info) {
   for (size_t i = 0; i < lists.ElementLength(); i++)
     if (lists[i] >= nlist) throw Napi::RangeError::New(env, "probeLoss: list out of range");
   auto g = Napi::Float64Array::New(env, C.ElementLength());
-  double loss = learn::probe_loss_raw(sh, A.Data(), C.Data(), nlist, Q.Data(), B, orig.Data(), lists.Data(), g.Data(), 2);
+  auto opt = [&](const char* key) {
+    auto v = info[0].As<Napi::Object>().Get(key);
+    return v.IsUndefined() ? size_t(0) : uint_arg(v, key, true);
+  };
+  double loss = learn::probe_loss_raw(sh, A.Data(), C.Data(), nlist, Q.Data(), B, orig.Data(), lists.Data(), g.Data(), 2,
+                                      opt("cutoff"), opt("targetK"));
   auto r = Napi::Object::New(env);
   r.Set("loss", loss);
   r.Set("gC", g);

@@ -84,20 +84,24 @@ Samples collect_samples(const VectorIndex& idx, const SampleConfig& cfg, const L
 
   // K + 1 nearest neighbours with the current search parameters at generous settings;
   // the query itself is dropped. Distances come from the refine stage (exact).
+  const size_t pool = std::max(K, std::min(cfg.pool, size_t(npub) - 2));
+  const size_t nearK = pool > K ? K / 2 : K;
   SearchParamsIn sp;
-  sp.k = K + 1;
+  sp.k = pool + 1;
   sp.nprobe = cfg.nprobe ? cfg.nprobe : std::max<size_t>(32, ins->nlist / 4);
-  sp.kfactor = cfg.kfactor ? cfg.kfactor : 10;
+  // About 500 refine candidates either way (kFactor 10 for K = 50).
+  sp.kfactor = cfg.kfactor ? cfg.kfactor : std::max<size_t>(2, (10 * K + pool) / (pool + 1));
   sp.nthreads = std::max<size_t>(1, cfg.nthreads);
   std::vector<uint32_t> nbr_int;
   nbr_int.reserve(nq * K);
   S.orig.reserve(nq * K);
   const size_t QB = 2048;
   std::vector<float> qbuf(QB * d);
-  std::vector<int64_t> oid(QB * (K + 1));
-  std::vector<float> odist(QB * (K + 1));
-  std::vector<uint32_t> row(K);
-  std::vector<float> sim(K);
+  std::vector<int64_t> oid(QB * (pool + 1));
+  std::vector<float> odist(QB * (pool + 1));
+  std::vector<uint32_t> row(pool);
+  std::vector<float> sim(pool);
+  Rng pick(cfg.seed ^ 0x5EEDull);
   for (size_t b = 0; b < nq; b += QB) {
     if (progress) progress("neighbors", b, nq, std::numeric_limits<double>::quiet_NaN());
     const size_t nb = std::min(QB, nq - b);
@@ -107,12 +111,12 @@ Samples collect_samples(const VectorIndex& idx, const SampleConfig& cfg, const L
     for (size_t i = 0; i < nb; i++) {
       const int64_t self = vs.ext(cand[b + i]);
       size_t got = 0;
-      for (size_t j = 0; j <= K && got < K; j++) {
-        const int64_t e = oid[i * (K + 1) + j];
+      for (size_t j = 0; j <= pool && got < pool; j++) {
+        const int64_t e = oid[i * (pool + 1) + j];
         if (e == -1 || e == self) continue;
         auto it = vs.map.find(e);
         if (it == vs.map.end() || it->second >= npub) continue;  // added after our snapshot
-        const float dist = odist[i * (K + 1) + j];
+        const float dist = odist[i * (pool + 1) + j];
         // Back to the similarity the filter ranks by: -||q-x||^2 (l2, and cos on unit
         // vectors: 2(1 - cos)) or the inner product.
         double s = ic.metric == Metric::L2 ? -double(dist) * dist : ic.metric == Metric::IP ? -double(dist) : -2.0 * dist;
@@ -120,10 +124,26 @@ Samples collect_samples(const VectorIndex& idx, const SampleConfig& cfg, const L
         sim[got] = float(s);
         got++;
       }
-      if (got < K) continue;  // too few neighbours: skip this query
+      if (got < pool) continue;  // too few neighbours: skip this query
+      if (pool > K) {
+        // Keep the first nearK; a random (K - nearK)-subset of the rest, in rank order.
+        for (size_t j = nearK; j < K; j++) {
+          size_t r = j + pick.below(pool - j);
+          std::swap(row[j], row[r]);
+          std::swap(sim[j], sim[r]);
+        }
+        std::vector<size_t> ord(K - nearK);
+        for (size_t j = 0; j < ord.size(); j++) ord[j] = nearK + j;
+        std::sort(ord.begin(), ord.end(), [&](size_t a, size_t b) { return sim[a] > sim[b]; });
+        std::vector<uint32_t> r2(ord.size());
+        std::vector<float> s2(ord.size());
+        for (size_t j = 0; j < ord.size(); j++) r2[j] = row[ord[j]], s2[j] = sim[ord[j]];
+        std::copy(r2.begin(), r2.end(), row.begin() + nearK);
+        std::copy(s2.begin(), s2.end(), sim.begin() + nearK);
+      }
       S.qid.push_back(cand[b + i]);
-      nbr_int.insert(nbr_int.end(), row.begin(), row.end());
-      S.orig.insert(S.orig.end(), sim.begin(), sim.end());
+      nbr_int.insert(nbr_int.end(), row.begin(), row.begin() + K);
+      S.orig.insert(S.orig.end(), sim.begin(), sim.begin() + K);
     }
   }
   if (progress) progress("neighbors", nq, nq, std::numeric_limits<double>::quiet_NaN());

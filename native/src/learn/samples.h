@@ -24,6 +24,10 @@ struct SampleConfig {
   size_t max_queries = 65536;
   size_t K = 50;
   size_t nprobe = 0, kfactor = 0;  // 0: generous defaults from nlist
+  // 0 or <= K: the K nearest neighbours (HAKES). Larger: the K/2 nearest, then K - K/2 drawn at
+  // random from ranks K/2+1..pool, so the loss also sees farther points that compete with the
+  // nearest ones for the filter's top k*kFactor (ordered nearest first either way).
+  size_t pool = 0;
   size_t nthreads = 2;
   uint64_t seed = 1;
 };

@@ -177,8 +177,10 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
   // Re-centre IVF centroids in the learnt space, then check both variants against the
   // insert params on the validation queries; keep the better (never a regression).
   const auto t_rc = std::chrono::steady_clock::now();
-  R.val_nprobe = std::max<size_t>(8, ins->nlist / 16);
-  R.val_kfactor = 4;
+  // The recall-0.99 regime (wordnet-use-512: nprobe 32-48 of 256, kFactor 8-14), where both
+  // probing and the PQ ranking still lose neighbours.
+  R.val_nprobe = std::max<size_t>(8, ins->nlist / 8);
+  R.val_kfactor = 8;
   std::vector<size_t> vr(val.begin(), val.begin() + std::min<size_t>(val.size(), 2000));
   R.val_recall_before = val_recall(idx, S, vr, *ins, R.val_nprobe, R.val_kfactor, nth);
   R.val_recall_no_recenter = val_recall(idx, S, vr, *P, R.val_nprobe, R.val_kfactor, nth);
@@ -197,37 +199,62 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
   }
   if (cfg.learn_probe && R.lr > 0) {
     // Extension (probe.h): probing centroids trained on where the samples' neighbours live,
-    // starting from the centroids chosen above; kept only if validation recall improves.
-    double best_pl = 0;
+    // starting from the centroids chosen above. Temperature and learning rate are chosen by the
+    // validation queries' probe coverage (share of their top-10 neighbours stored in the first
+    // cov_nprobe lists); kept only if validation recall improves too.
+    const auto Z = transform_queries(S, *P, nth);
+    const size_t top = std::min<size_t>(10, S.shape.K);
+    R.probe_nprobe = std::max<size_t>(1, std::min(ins->nlist, cfg.probe_coverage_nprobe
+                                                                  ? cfg.probe_coverage_nprobe
+                                                                  : std::max<size_t>(8, ins->nlist / 8)));
+    R.probe_coverage_before =
+        probe_coverage(S, Z, val, P->centroids.data(), ins->nlist, R.probe_nprobe, top, S.shape.ip, nth);
+    double best_cov = R.probe_coverage_before;
     std::vector<double> bestCent;
-    for (size_t li = 0; li < cfg.lrs.size(); li++) {
-      std::vector<double> cent(P->centroids.begin(), P->centroids.end());
-      ProbeConfig pc;
-      pc.batch = cfg.batch;
-      pc.epochs = cfg.epochs;
-      pc.nthreads = nth;
-      pc.lr = cfg.lrs[li];
-      pc.weight_decay = cfg.weight_decay;
-      pc.warmup_fraction = cfg.warmup_fraction;
-      pc.seed = cfg.seed;
-      auto [b, a] = learn_probe(S, train, val, bestA.data(), ins->nlist, cent, pc);
-      if (progress) progress("probe lr=" + std::to_string(cfg.lrs[li]), li + 1, cfg.lrs.size(), a);
-      R.probe_loss_before = b;
-      if (bestCent.empty() || a < best_pl) {
-        best_pl = a;
-        bestCent = cent;
-        R.probe_lr = cfg.lrs[li];
+    const std::vector<double>& plrs = cfg.probe_lrs.empty() ? cfg.lrs : cfg.probe_lrs;
+    size_t trial = 0;
+    for (double ts : cfg.probe_tau_scales) {
+      for (double plr : plrs) {
+        std::vector<double> cent(P->centroids.begin(), P->centroids.end());
+        ProbeConfig pc;
+        pc.batch = cfg.batch;
+        pc.epochs = cfg.probe_epochs ? cfg.probe_epochs : cfg.epochs;
+        pc.nthreads = nth;
+        pc.lr = plr;
+        pc.weight_decay = cfg.weight_decay;
+        pc.warmup_fraction = cfg.warmup_fraction;
+        pc.seed = cfg.seed;
+        pc.tau = R.tau * ts;
+        pc.target_k = cfg.probe_target_k;
+        pc.cutoff = cfg.probe_coverage_loss ? R.probe_nprobe : 0;
+        auto [b, a] = learn_probe(S, Z, train, val, ins->nlist, cent, pc);
+        std::vector<float> cf(cent.begin(), cent.end());
+        const double cov = probe_coverage(S, Z, val, cf.data(), ins->nlist, R.probe_nprobe, top, S.shape.ip, nth);
+        R.probe_sweep.push_back({ts, plr, a, cov});
+        char phase[80];
+        std::snprintf(phase, sizeof phase, "probe tau=%gx lr=%g", ts, plr);
+        if (progress) progress(phase, ++trial, cfg.probe_tau_scales.size() * plrs.size(), cov);
+        if (cov > best_cov) {
+          best_cov = cov;
+          bestCent = std::move(cent);
+          R.probe_lr = plr;
+          R.probe_tau_scale = ts;
+          R.probe_loss_before = b;
+          R.probe_loss_after = a;
+        }
       }
     }
-    R.probe_loss_after = best_pl;
-    auto Pp = std::make_shared<Params>(*P);
-    for (size_t i = 0; i < bestCent.size(); i++) Pp->centroids[i] = float(bestCent[i]);
-    R.val_recall_probe = val_recall(idx, S, vr, *Pp, R.val_nprobe, R.val_kfactor, nth);
-    if (progress) progress("validate probe", 1, 1, R.val_recall_probe);
-    if (R.val_recall_probe > R.val_recall_after) {
-      R.val_recall_after = R.val_recall_probe;
-      R.probe_learned = true;
-      P = Pp;
+    R.probe_coverage_after = best_cov;
+    if (!bestCent.empty()) {
+      auto Pp = std::make_shared<Params>(*P);
+      for (size_t i = 0; i < bestCent.size(); i++) Pp->centroids[i] = float(bestCent[i]);
+      R.val_recall_probe = val_recall(idx, S, vr, *Pp, R.val_nprobe, R.val_kfactor, nth);
+      if (progress) progress("validate probe", 1, 1, R.val_recall_probe);
+      if (R.val_recall_probe > R.val_recall_after) {
+        R.val_recall_after = R.val_recall_probe;
+        R.probe_learned = true;
+        P = Pp;
+      }
     }
   }
   R.seconds_recenter = seconds_since(t_rc);

@@ -30,6 +30,12 @@ struct LearnConfig {
   bool learn_transform = true;                   // false: only the PQ codebooks are learnt
   bool recenter = true;
   bool learn_probe = true;                       // extension beyond HAKES: learn probing centroids (probe.h)
+  bool probe_coverage_loss = true;               // coverage surrogate at probe_coverage_nprobe (false: cross-entropy)
+  std::vector<double> probe_tau_scales{1, 2};    // probe temperature = this x tau, swept
+  std::vector<double> probe_lrs{3e-4, 1e-3};     // empty: the main sweep's rates
+  size_t probe_epochs = 4;                       // 0: as epochs
+  size_t probe_target_k = 10;                    // 0: softmax weights over all K neighbours; else uniform over the first k
+  size_t probe_coverage_nprobe = 0;              // 0: max(8, nlist/8)
   enum Install { NEVER, IF_BETTER, ALWAYS } install = IF_BETTER;  // IF_BETTER: validation must not regress
   size_t nthreads = 2;
   uint64_t seed = 1;
@@ -37,6 +43,9 @@ struct LearnConfig {
 
 struct SweepPoint {
   double lr, val_loss;
+};
+struct ProbeSweepPoint {
+  double tau_scale, lr, val_loss, val_coverage;
 };
 
 struct LearnReport {
@@ -51,7 +60,12 @@ struct LearnReport {
   size_t val_nprobe = 0, val_kfactor = 0;
   bool recentered = false, installed = false;
   bool probe_learned = false;
-  double val_recall_probe = 0, probe_loss_before = 0, probe_loss_after = 0, probe_lr = 0;
+  double val_recall_probe = 0, probe_loss_before = 0, probe_loss_after = 0, probe_lr = 0, probe_tau_scale = 0;
+  // Probe coverage (share of validation queries' top-10 neighbours stored in the first probe_nprobe
+  // lists) before and after, and every (temperature, rate) tried.
+  size_t probe_nprobe = 0;
+  double probe_coverage_before = 0, probe_coverage_after = 0;
+  std::vector<ProbeSweepPoint> probe_sweep;
   double seconds_samples = 0, seconds_train = 0, seconds_recenter = 0, seconds_total = 0;
   size_t bytes = 0;  // training working set (samples + optimiser state)
 };
