@@ -16,16 +16,15 @@ import { innerSelects } from './cte.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { filteredSearch, inIndexSearch, type FilterQuery } from './filter.ts';
 import { inlineParams } from './bind-params.ts';
-import { contextFreePredicate, sideQueryContext } from './side-query.ts';
-import { quoteIdent } from '../quote.ts';
+import { sideFilter } from './side-query.ts';
 import { filterStrategyOf, settingsFrom, type SessionGucs } from './settings.ts';
 import type { SessionVisibility, TableFacts } from './visibility.ts';
 
 type Node = Record<string, any>;
 type ParseArgs = Parameters<NonNullable<StatementHandler['onParse']>>[1];
-/** `literal`: the statement's own query vector, parsed once at Parse (null: it is parameter `queryParam`). */
 /** Plans a statement's simple-protocol text (PlannerSession.plan): the rewritten text, or null to run it as it is. */
 export type PlanText = (ctx: SessionContext, text: string, stmt: Node, location: number, length: number, sessionBusy: boolean) => Promise<string | null>;
+/** `literal`: the statement's own query vector, parsed once at Parse (null: it is parameter `queryParam`). */
 type Prepared = { pat: KnnPattern; li: LiveIndex; nParams: number; output: OutputColumn[] | null; literal: Float32Array | null; queryParam: number };
 
 export class PreparedKnnStatements {
@@ -150,21 +149,12 @@ export class PreparedKnnStatements {
     const facts = cached ?? (await this.visibility.forIndex(await this.db(ctx), prep.li, ctx.params.user));
     const settings = settingsFrom(this.gucs, q.k);
     if (!prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settings));
-    let fq = this.filterQuery(ctx, b, prep, facts);
+    const fq = this.filterQuery(ctx, b, prep, facts);
     if (!fq) return this.forwardBind(ctx, b, prep, null);
     // Pre/post filters run their queries on the session's connection while nothing of this batch is
     // in Postgres; after that, on Winnow's own connection when the predicate allows (side-query.ts).
-    let queryCtx = ctx;
-    if (this.batchForwarded && !fq.rls && !this.visibility.roleChanged && fq.whereNode && contextFreePredicate(fq.whereNode)) {
-      const db = await this.db(ctx);
-      const side = sideQueryContext(ctx, (role, settings, text) => db.queryAs(role, settings, text));
-      if (side) {
-        queryCtx = side;
-        // The table by its schema, not by the side connection's search_path.
-        fq = { ...fq, fromList: `${quoteIdent(prep.li.meta.schema)}.${quoteIdent(prep.li.meta.table)} AS ${quoteIdent(fq.ref)}` };
-      }
-    }
-    const outcome = await filteredSearch(queryCtx, prep.li, q.vec, q.k, settings, fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
+    const side = this.batchForwarded ? sideFilter(ctx, await this.db(ctx), prep.li, fq, this.visibility.roleChanged) : null;
+    const outcome = await filteredSearch(side?.ctx ?? ctx, prep.li, q.vec, q.k, settings, side?.fq ?? fq, filterStrategyOf(this.gucs.filterStrategy) ?? 'auto');
     if (!outcome) {
       plannerStats.exactFallbacks++; // a filter query failed (Postgres reports its error on the statement) or could not run
       return this.forwardBind(ctx, b, prep, null);

@@ -10,13 +10,13 @@ import type { FrontendAction, SessionContext, StatementHandler, StatementHandler
 import { CommandComplete, DataRow, ErrorResponse, RowDescription } from '../../server/protocol/messages.ts';
 import { parseStatement, parseUncached, type ParseResult } from '../parse.ts';
 import { VectorSession } from '../vector-session.ts';
-import { quoteIdent, quoteLiteral } from '../quote.ts';
+import { quoteLiteral } from '../quote.ts';
 import { createWinnowIndex, dropWinnowIndexes, isWinnowIndexStmt, reindexWinnowIndex, renameWinnowIndex, winnowIndexNamed, winnowIndexesIn } from '../index-ddl.ts';
 import type { DatabaseIndexes, IndexManager } from '../../sync/index-manager.ts';
 import { parseVectorLiteral, recognizeKnn, recognizeRange, rewriteKnn, rewriteRange, type KnnPattern, type RangePattern } from './recognize.ts';
 import { innerSelects, spliceText } from './cte.ts';
-import { contextFreePredicate, sideQueryContext } from './side-query.ts';
-import { filteredSearch } from './filter.ts';
+import { sideFilter } from './side-query.ts';
+import { filteredSearch, type FilterQuery } from './filter.ts';
 import { RANGE_FIRST_K, rangeSearch } from './threshold.ts';
 import { SqlPreparedStatements } from './sql-prepared.ts';
 import type { Metric } from '../../native/index.ts';
@@ -192,8 +192,8 @@ export class PlannerSession implements StatementHandler {
    * Returns the rewritten statement, or null to run the original in Postgres (exactly). Plans the
    * statement itself (ORDER BY distance LIMIT k, or a distance threshold), or else each CTE / FROM
    * subquery that has that shape, rewritten in place. `this.plans` describes what was planned.
+   * `atBind`: planning a Bind (prepared.ts); `busy` when the client's batch holds the session's connection.
    */
-  /** `atBind`: planning a Bind (prepared.ts); `busy` when the client's batch holds the session's connection. */
   async plan(ctx: SessionContext, text: string, stmt: Node, location: number, length: number, atBind?: { busy: boolean }): Promise<string | null> {
     this.indexOnly = null;
     this.plans = [];
@@ -249,13 +249,13 @@ export class PlannerSession implements StatementHandler {
     if (!t) return null;
     const { li, vec, facts, settings } = t;
     const requested = filterStrategyOf(this.gucs.filterStrategy) ?? 'auto';
+    const fq: FilterQuery = {
+      ref: pat.ref, fromList: pat.fromList, keyColumn: li.meta.keyColumn, where: pat.filterWhere, whereNode: pat.filterWhereNode,
+      rls: facts.rls, radius: pat.threshold,
+    };
     // A Bind inside the client's batch: filter queries on Winnow's own connection when the predicate allows (side-query.ts).
-    const side = atBind?.busy && pat.filterWhereNode && !facts.rls && !this.visibility.roleChanged && contextFreePredicate(pat.filterWhereNode)
-      ? sideQueryContext(ctx, (role, settings, text) => t.db.queryAs(role, settings, text)) : null;
-    const res = await filteredSearch(side ?? ctx, li, vec, k, settings, {
-      ref: pat.ref, fromList: side ? `${quoteIdent(li.meta.schema)}.${quoteIdent(li.meta.table)} AS ${quoteIdent(pat.ref)}` : pat.fromList,
-      keyColumn: li.meta.keyColumn, where: pat.filterWhere, whereNode: pat.filterWhereNode, rls: facts.rls, radius: pat.threshold,
-    }, requested);
+    const side = atBind?.busy ? sideFilter(ctx, t.db, li, fq, this.visibility.roleChanged) : null;
+    const res = await filteredSearch(side?.ctx ?? ctx, li, vec, k, settings, side?.fq ?? fq, requested);
     if (!res) return null;
     const info: PlanInfo = {
       index: li.meta.name, kind: 'knn', part, strategy: res.strategy, requested, reason: res.reason,

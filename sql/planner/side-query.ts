@@ -10,7 +10,9 @@
 // The rows finally returned still come from the client's own statement on its own connection
 // (`… WHERE p AND pk = ANY(ids)`), so a side query can at worst leave a row out, never let one in.
 import type { SessionContext } from '../../server/session.ts';
-import type { InternalResult } from '../../server/backend.ts';
+import type { DatabaseIndexes, LiveIndex } from '../../sync/index-manager.ts';
+import type { FilterQuery } from './filter.ts';
+import { quoteIdent } from '../quote.ts';
 
 type Node = Record<string, any>;
 
@@ -39,13 +41,14 @@ export function contextFreePredicate(node: unknown): boolean {
 }
 
 /**
- * A SessionContext whose query() runs on Winnow's own connection as the session's role, or null when
- * the session's settings cannot be reproduced there (non-standard string literals).
+ * The filter query and context to run it in when the session's connection is busy with the client's
+ * batch: a SessionContext whose query() runs on Winnow's own connection as the session's role, and
+ * the FilterQuery with its table named by schema (not by the side connection's search_path). Null
+ * when the predicate or the session does not allow it (row-level security, SET ROLE, a predicate that
+ * is not context-free, non-standard string literals): the caller runs the statement exactly.
  */
-export function sideQueryContext(
-  ctx: SessionContext,
-  queryAs: (role: string, settings: ReadonlyMap<string, string>, text: string) => Promise<InternalResult>,
-): SessionContext | null {
+export function sideFilter(ctx: SessionContext, db: DatabaseIndexes, li: LiveIndex, fq: FilterQuery, roleChanged: boolean): { ctx: SessionContext; fq: FilterQuery } | null {
+  if (fq.rls || roleChanged || !fq.whereNode || !contextFreePredicate(fq.whereNode)) return null;
   const p = ctx.serverParams;
   if (p.get('standard_conforming_strings') !== 'on') return null;
   const role = p.get('session_authorization') ?? ctx.params.user;
@@ -55,5 +58,8 @@ export function sideQueryContext(
     const v = p.get(name);
     if (v !== undefined) settings.set(name, v);
   }
-  return Object.create(ctx, { query: { value: (text: string) => queryAs(role, settings, text) } }) as SessionContext;
+  return {
+    ctx: Object.create(ctx, { query: { value: (text: string) => db.queryAs(role, settings, text) } }) as SessionContext,
+    fq: { ...fq, fromList: `${quoteIdent(li.meta.schema)}.${quoteIdent(li.meta.table)} AS ${quoteIdent(fq.ref)}` },
+  };
 }
