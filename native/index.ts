@@ -23,6 +23,7 @@ interface NativeSearchOpts {
 interface NativeFilterHandle {
   size(): number;
   builds(): { full: number; extended: number };
+  compactions(): number;
 }
 interface NativeIndexHandle {
   isTrained(): boolean;
@@ -56,6 +57,7 @@ interface Addon {
   packCodes(codes: Uint8Array, m: number): Uint8Array;
   floatToHalf(a: Float32Array): Uint16Array;
   kernelInfo(): { active: string; avx2: boolean };
+  compactListsBytes(): number;
   klLoss(
     shape: { d: number; dr: number; K: number; ip: boolean; tau: number },
     A: Float64Array,
@@ -325,6 +327,17 @@ export class PreparedFilter {
   /** Bitsets built from scratch and extended with appended rows so far (tests). */
   builds(): { full: number; extended: number } {
     return this.handle.builds();
+  }
+  /**
+   * Compact copies of the allowed entries built so far: a filter allowing at most half the rows
+   * gets its own copy of their codes per IVF list, so a filtered scan reads allowed codes only (tests).
+   */
+  compactions(): number {
+    return this.handle.compactions();
+  }
+  /** Bytes all prepared filters' compact copies hold now (capped process-wide at 256 MiB). */
+  static compactBytes(): number {
+    return addon.compactListsBytes();
   }
 }
 

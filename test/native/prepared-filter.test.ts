@@ -52,6 +52,36 @@ describe('PreparedFilter', () => {
     expect(f.builds()).toEqual({ full: 1, extended: 0 });
   });
 
+  it('copies the allowed entries of each list once when they are at most half the rows', async () => {
+    const idx = await build();
+    const before = PreparedFilter.compactBytes();
+    const sparse = every(seqIds(n), 10n);
+    const f = new PreparedFilter(sparse);
+    await same(idx, f, sparse);
+    expect(f.compactions()).toBe(1);
+    // Codes (4 bytes an entry at reducedDim 8) and ids of the 300 allowed entries, less those in each
+    // of the 16 lists' last, partial block, which stays in the list.
+    const bytes = PreparedFilter.compactBytes() - before;
+    expect(bytes).toBeGreaterThan(150 * 8);
+    expect(bytes).toBeLessThan(300 * 8 + 16 * 32 * 4);
+    // Rows appended after the copy are found through the list tails; removed ones never come back.
+    const plain = every(seqIds(n + 500), 10n);
+    const g = new PreparedFilter(plain);
+    await same(idx, g, plain);
+    await idx.add(seqIds(500, n), extra);
+    idx.remove(every(seqIds(n), 20n));
+    await same(idx, g, plain);
+    const r = await idx.searchBatch(queries, { k, nprobe: 16, kFactor: 50, filter: g, bruteForceBelow: 0 });
+    const exact = await idx.bruteForce(queries, { k, filter: plain });
+    expect(Array.from(r.ids)).toEqual(Array.from(exact.ids));
+    expect(g.compactions()).toBe(1);
+    // A filter allowing most rows keeps block masks only.
+    const dense = seqIds(n).filter((id) => id % 10n !== 0n);
+    const h = new PreparedFilter(dense);
+    await same(idx, h, dense);
+    expect(h.compactions()).toBe(0);
+  });
+
   it('copies the ids: changing the array afterwards changes nothing', async () => {
     const idx = await build();
     const ids = every(seqIds(n), 5n);

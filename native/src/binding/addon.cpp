@@ -120,6 +120,7 @@ class NativeFilter : public Napi::ObjectWrap<NativeFilter> {
                        {
                            InstanceMethod("size", &NativeFilter::Size),
                            InstanceMethod("builds", &NativeFilter::Builds),
+                           InstanceMethod("compactions", &NativeFilter::Compactions),
                        });
   }
   NativeFilter(const Napi::CallbackInfo& info) : Napi::ObjectWrap<NativeFilter>(info) {
@@ -138,7 +139,12 @@ class NativeFilter : public Napi::ObjectWrap<NativeFilter> {
     o.Set("extended", double(f_->extensions()));
     return o;
   }
+  // Compact copies of the allowed entries built (IdFilter::compact; tests).
+  Napi::Value Compactions(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(f_->compactions())); }
 };
+
+// Bytes all prepared filters' compact lists hold now (id_filter.h budget; tests and stats).
+Napi::Value CompactListsBytes(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), double(compact_lists_bytes())); }
 
 class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
  public:
@@ -843,6 +849,7 @@ Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   exports.Set("packCodes", Napi::Function::New(env, PackCodes));
   exports.Set("floatToHalf", Napi::Function::New(env, FloatToHalf));
   exports.Set("kernelInfo", Napi::Function::New(env, KernelInfo));
+  exports.Set("compactListsBytes", Napi::Function::New(env, CompactListsBytes));
   exports.Set("klLoss", Napi::Function::New(env, KlLoss));
   exports.Set("probeLoss", Napi::Function::New(env, ProbeLoss));
   return exports;

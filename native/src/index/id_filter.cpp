@@ -1,6 +1,8 @@
 #include "id_filter.h"
 
 #include <algorithm>
+#include <atomic>
+#include <shared_mutex>
 
 #include "store.h"
 
@@ -12,6 +14,54 @@ PreparedFilter::PreparedFilter(const int64_t* ext, size_t n) : sorted_(ext, ext 
 }
 
 namespace {
+std::atomic<size_t> g_compact_bytes{0};
+
+// Reserves `bytes` of the compact-lists budget; false when they do not fit.
+bool reserve_compact(size_t bytes) {
+  size_t used = g_compact_bytes.load();
+  do {
+    if (used + bytes > kCompactBudgetBytes) return false;
+  } while (!g_compact_bytes.compare_exchange_weak(used, used + bytes));
+  return true;
+}
+
+// Copies each list's allowed entries (the set bits of its block masks) into fast-scan blocks of their
+// own. Lists are read under their shared locks; the entries masks describe are never rewritten (lists
+// only grow, and compact/train swap in new lists, which rebuilds the filter).
+std::shared_ptr<const CompactLists> build_compact(const InvLists& lists, const std::vector<std::vector<uint32_t>>& masks) {
+  const size_t m = lists.m(), bb = block_bytes(m);
+  std::vector<size_t> counts(masks.size(), 0);
+  size_t bytes = 0;
+  for (size_t l = 0; l < masks.size(); l++) {
+    for (uint32_t w : masks[l]) counts[l] += size_t(__builtin_popcount(w));
+    bytes += (counts[l] + 31) / 32 * bb + counts[l] * sizeof(uint32_t);
+  }
+  if (!reserve_compact(bytes)) return nullptr;
+  auto c = std::make_shared<CompactLists>();
+  c->bytes = bytes;
+  c->codes.resize(masks.size());
+  c->ids.resize(masks.size());
+  for (size_t l = 0; l < masks.size(); l++) {
+    if (!counts[l]) continue;
+    const InvList& L = lists.list(l);
+    std::shared_lock ll(L.mu);
+    auto& codes = c->codes[l];
+    auto& ids = c->ids[l];
+    codes.assign((counts[l] + 31) / 32 * bb, 0);
+    ids.reserve(counts[l]);
+    for (size_t b = 0; b < masks[l].size(); b++) {
+      const uint8_t* src = L.codes.data() + b * bb;
+      for (uint32_t w = masks[l][b]; w; w &= w - 1) {
+        const size_t slot = size_t(__builtin_ctz(w)), to = ids.size();
+        uint8_t* dst = codes.data() + (to / 32) * bb;
+        for (size_t j = 0; j < m; j++) set_code(dst, to % 32, j, get_code(src, slot, j));
+        ids.push_back(L.ids[b * 32 + slot]);
+      }
+    }
+  }
+  return c;
+}
+
 // Owner comparison: a freed object's address may be reused by a new one, its control block not.
 template <typename T>
 bool same_owner(const std::weak_ptr<T>& a, const std::shared_ptr<T>& b) {
@@ -78,12 +128,26 @@ std::shared_ptr<const IdFilter> PreparedFilter::for_store(const Store& s) const 
         }
       }
     }
+    f->compact.reset();
+    if (s.lists && double(f->ids.size()) <= kCompactMaxFraction * double(npub)) {
+      f->compact = build_compact(*s.lists, f->block_masks);
+      if (f->compact) compactions_++;
+    }
     lists_ = s.lists;
   }
   store_ = vs;
   npub_ = npub;
   built_ = std::move(f);
   return built_;
+}
+
+CompactLists::~CompactLists() { g_compact_bytes -= bytes; }
+
+size_t compact_lists_bytes() { return g_compact_bytes.load(); }
+
+size_t PreparedFilter::compactions() const {
+  std::lock_guard lk(mu_);
+  return compactions_;
 }
 
 size_t PreparedFilter::builds() const {

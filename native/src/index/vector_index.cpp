@@ -475,19 +475,43 @@ void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, s
   });
 }
 
-// One list's filtered scan with a prepared filter's block masks: only runs of blocks holding an
-// allowed entry go through the fast-scan kernel (the threshold tightens between runs), and only
-// allowed entries reach the candidate checks, so a filter costs nothing per rejected entry.
-void VectorIndex::scan_allowed(const InvList& L, const IdFilter& f, const std::vector<uint32_t>& bm, size_t m,
-                               const uint8_t* lut, std::vector<uint16_t>& acc, std::vector<uint32_t>& masks,
-                               std::vector<uint32_t>& allow, Reservoir& cand, const VectorStore& vs) const {
+// One list's filtered scan with a prepared filter. Its compact copy of the list's allowed entries
+// (IdFilter::compact), when it has one, is scanned whole and stands for the blocks the masks describe;
+// otherwise only runs of blocks holding an allowed entry go through the fast-scan kernel (the
+// threshold tightens between runs). Blocks past the masks (appended since) are checked entry by
+// entry. Either way only allowed entries reach the candidate checks.
+void VectorIndex::scan_allowed(const InvList& L, const IdFilter& f, size_t list, size_t m, const uint8_t* lut,
+                               std::vector<uint16_t>& acc, std::vector<uint32_t>& masks, std::vector<uint32_t>& allow,
+                               Reservoir& cand, const VectorStore& vs) const {
   const Kernels& K = active_kernels();
+  const std::vector<uint32_t>& bm = f.block_masks[list];
   const size_t n = L.ids.size(), nb = (n + 31) / 32, bb = block_bytes(m);
   const uint32_t* ids = L.ids.data();
+  size_t first = 0;
+  if (f.compact) {
+    const std::vector<uint32_t>& cids = f.compact->ids[list];
+    const size_t cn = cids.size(), cnb = (cn + 31) / 32;
+    if (acc.size() < cnb * 32) acc.resize(cnb * 32);
+    if (masks.size() < cnb) masks.resize(cnb);
+    if (cn)
+      K.fastscan_mask(f.compact->codes[list].data(), cnb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)),
+                      acc.data(), masks.data());
+    for (size_t b = 0; b < cnb; b++) {
+      uint32_t mask = masks[b];
+      if (b == cnb - 1 && (cn & 31)) mask &= (uint32_t(1) << (cn & 31)) - 1;  // padding slots
+      for (; mask; mask &= mask - 1) {
+        const size_t i = b * 32 + size_t(__builtin_ctz(mask));
+        const uint32_t a = acc[i];
+        if (a > cand.threshold() || vs.dead(cids[i])) continue;
+        cand.push(a, cids[i]);
+      }
+    }
+    first = bm.size();
+  }
   allow.resize(nb);
-  for (size_t b = 0; b < nb; b++)
+  for (size_t b = first; b < nb; b++)
     allow[b] = b < bm.size() ? bm[b] : f.mask_of(ids + b * 32, std::min<size_t>(32, n - b * 32));
-  for (size_t b = 0; b < nb;) {
+  for (size_t b = first; b < nb;) {
     if (!allow[b]) {
       b++;
       continue;
@@ -589,7 +613,7 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
     masks.resize(nb);
     const uint32_t* ids = L.ids.data();
     if (f && f->block_masks.size() == nlist) {
-      scan_allowed(L, *f, f->block_masks[coarse[pi].id], m, lut, acc, masks, allow, cand, vs);
+      scan_allowed(L, *f, coarse[pi].id, m, lut, acc, masks, allow, cand, vs);
       continue;
     }
     K.fastscan_mask(L.codes.data(), nb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)), acc.data(),
