@@ -15,6 +15,7 @@ import { hasDistanceThreshold, recognizeKnn, rewriteKnnParams, type KnnPattern }
 import { innerSelects } from './cte.ts';
 import { searchIndex, plannerStats } from './search.ts';
 import { filteredSearch, inIndexSearch, type FilterQuery } from './filter.ts';
+import { indexMayAnswerInTransaction } from './transaction.ts';
 import { inlineParams } from './bind-params.ts';
 import { sideFilter } from './side-query.ts';
 import { filterStrategyOf, settingsFrom, type SessionGucs } from './settings.ts';
@@ -114,17 +115,20 @@ export class PreparedKnnStatements {
     const name = bindStatementName(f);
     const stmt = ctx.preparedStatements.get(name);
     if (stmt) this.visibility.note(stmt.parsed);
-    if (this.planAtBind.size && this.planAtBind.has(name) && ctx.transactionStatus === 'I') return this.forwarded(this.bindPlannedText(ctx, f));
+    if (this.planAtBind.size && this.planAtBind.has(name) && ctx.transactionStatus !== 'E') return this.forwarded(this.bindPlannedText(ctx, f));
     // Statements the planner did not prepare: no decode here, VectorSession answers synchronously.
     if (this.prepared.size === 0 || !this.prepared.has(name)) return this.forwarded(this.inner.onBind(ctx, f));
     const b = decodeBind(f);
     const prep = this.prepared.get(b.statement)!;
     const q = this.bindQuery(prep, b);
-    const usable = q && ctx.transactionStatus === 'I' && prep.li.ready && q.vec.length === prep.li.meta.dim && this.isLive(prep.li);
+    // In a transaction block the index may answer only after a check on the session's connection
+    // (transaction.ts), which must be idle: nothing of this batch forwarded yet.
+    const inTransaction = ctx.transactionStatus === 'T';
+    const usable = q && (ctx.transactionStatus === 'I' || (inTransaction && !this.batchForwarded)) && prep.li.ready && q.vec.length === prep.li.meta.dim && this.isLive(prep.li);
     if (!usable) return this.forwardBind(ctx, b, prep, null);
     // Nothing to wait for and facts cached: answered synchronously (a Promise would hold the rest of
     // the client's batch and split its writes).
-    const facts = this.visibility.cachedForIndex(prep.li);
+    const facts = inTransaction ? null : this.visibility.cachedForIndex(prep.li);
     if (facts && !prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settingsFrom(this.gucs, q.k)));
     // A WHERE clause on INCLUDE columns (`in`) needs nothing from Postgres either: also synchronous
     // (as a Promise it costs a pause/resume of the client socket and a write of its own).
@@ -146,6 +150,7 @@ export class PreparedKnnStatements {
    * security (filter strategies, filter.ts, with the Bind's parameters written into the clause).
    */
   private async plannedBind(ctx: SessionContext, b: BindMessage, prep: Prepared, q: { vec: Float32Array; k: number }, cached: TableFacts | null): Promise<FrontendAction> {
+    if (ctx.transactionStatus === 'T' && !(await indexMayAnswerInTransaction(ctx))) return this.forwardBind(ctx, b, prep, null);
     const facts = cached ?? (await this.visibility.forIndex(await this.db(ctx), prep.li, ctx.params.user));
     const settings = settingsFrom(this.gucs, q.k);
     if (!prep.pat.where && !facts.rls) return this.searchAndBind(ctx, b, prep, q, facts, searchIndex(prep.li, q.vec, q.k, settings));

@@ -28,6 +28,7 @@ import { plannerStats } from './search.ts';
 import { FILTER_STRATEGIES, filterStrategyOf, gucsFromStartup, noGucs, settingsFrom, trackSet, type SessionGucs } from './settings.ts';
 import { showStatus, statusShow } from './status.ts';
 import { SessionVisibility } from './visibility.ts';
+import { indexMayAnswerInTransaction } from './transaction.ts';
 
 export { plannerStats } from './search.ts';
 export type { PlanInfo } from './explain.ts';
@@ -224,9 +225,10 @@ export class PlannerSession implements StatementHandler {
    * prepared statements (prepared.ts).
    */
   private async target(ctx: SessionContext, schema: string | undefined, table: string, column: string, metric: Metric, literal: string, k: number, atBind: { busy: boolean } | undefined) {
-    // Inside a transaction block the session may have uncommitted writes the index cannot see:
-    // exact execution in Postgres (documented).
-    if (ctx.transactionStatus !== 'I') return null;
+    // Inside a transaction block only at READ COMMITTED with nothing written yet (transaction.ts); the
+    // check needs the session's connection, so not while the client's batch is in Postgres.
+    if (ctx.transactionStatus === 'E') return null;
+    if (ctx.transactionStatus === 'T' && (atBind?.busy || !(await indexMayAnswerInTransaction(ctx)))) return null;
     const db = await this.db(ctx);
     if (db.indexes.size === 0) return null;
     const vec = parseVectorLiteral(literal);
@@ -311,7 +313,7 @@ export class PlannerSession implements StatementHandler {
   /** `EXECUTE name(args)` of a statement this session PREPAREd: its SELECT with the arguments, planned. */
   private async planExecute(ctx: SessionContext, text: string, ex: Node, at: number): Promise<string | null> {
     this.plans = [];
-    if (!this.sqlPrepared.has(ex.name) || ctx.transactionStatus !== 'I') return null;
+    if (!this.sqlPrepared.has(ex.name) || ctx.transactionStatus === 'E') return null;
     if (!this.sqlPrepared.isConfirmed(ex.name)) {
       // The PREPARE may have failed in Postgres: then EXECUTE must fail there too.
       const r = await ctx.query(`SELECT 1 FROM pg_catalog.pg_prepared_statements WHERE name = ${quoteLiteral(ex.name)}`);

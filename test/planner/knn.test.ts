@@ -186,7 +186,7 @@ test('tables and columns named with reserved words are indexed, followed and pla
   await c.query(`DROP TABLE "select"`);
 });
 
-test('extended protocol: parameterised query vector and LIMIT, named statements reused, transaction blocks exact', async () => {
+test('extended protocol: parameterised query vector and LIMIT, named statements reused, also in a transaction block', async () => {
   const rnd = prng(21);
   const before = plannerStats.nativeSearches;
   const text = `SELECT id::text, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT $2`;
@@ -199,7 +199,8 @@ test('extended protocol: parameterised query vector and LIMIT, named statements 
   const r = await c.query(`SELECT id::text, v <=> $1 AS d FROM items ORDER BY v <=> $1 LIMIT 4`, [q.pgv]);
   expectSame(r.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', q, 4));
   expect(plannerStats.nativeSearches - before).toBe(5);
-  // A WHERE clause or a transaction block: the same prepared statement runs exactly in Postgres.
+  // A WHERE clause (no INCLUDE columns here: pre/post filtering), and the prepared statement inside a
+  // read-only transaction block (transactions.test.ts): the same answer as Postgres's exact one.
   const w = await c.query(`SELECT id::text, v <=> $1 AS d FROM items WHERE cat = $2 ORDER BY v <=> $1 LIMIT 5`, [q.pgv, 4]);
   expectSame(w.rows.map((x) => ({ id: x.id, d: Number(x.d) })), await exact('<=>', q, 5, 'cat = 4'));
   await c.query('BEGIN');

@@ -223,12 +223,14 @@ test('extended protocol: CTEs, FROM subqueries and distance thresholds with para
   } finally {
     await fresh.end();
   }
-  // Inside a transaction block: Postgres's exact answer (the index may not see this transaction's writes).
+  // Inside a transaction block that has written: Postgres's exact answer (the index cannot see the
+  // transaction's uncommitted rows; before the write the index answers: transactions.test.ts).
   await c.query('BEGIN');
+  await c.query(`INSERT INTO labels VALUES (-1, 'in transaction')`);
   const before = plannerStats.nativeSearches;
   await c.query({ name: 'cte', text: `WITH nn AS (SELECT id, v <-> $1 AS dist FROM items ORDER BY v <-> $1 LIMIT $2) SELECT nn.id, dist, label FROM nn LEFT JOIN labels ON item_id = nn.id ORDER BY dist`, values: [q.pgv, 10] });
   expect(plannerStats.nativeSearches).toBe(before);
-  await c.query('COMMIT');
+  await c.query('ROLLBACK');
   // A bad vector parameter: Postgres's (pgvector's) error, and the session goes on.
   await expect(c.query({ name: 'range', text: `SELECT id, cat FROM items WHERE v <-> $1 < $2 ORDER BY id`, values: ['[1,2]', 0.5] })).rejects.toMatchObject({ code: '22000' });
   expect((await c.query('SELECT 1 AS one')).rows[0].one).toBe(1);
