@@ -91,6 +91,8 @@ export class LiveIndex {
   origin = 'built';
   /** Key, vector and INCLUDE column positions in the table's pgoutput Relation message. */
   cols: { key: number; vec: number; inc: number[] } | null = null;
+  /** Column numbers of key, vector and INCLUDE columns (IndexManager.followColumns), once learned. */
+  attnums: number[] | null = null;
   /** Values of the INCLUDE columns for every row in the index (null: the index has no INCLUDE columns). */
   includes: IncludeStore | null;
   /** Rows the index held when it was trained (0: untrained). */
@@ -638,8 +640,12 @@ export class DatabaseIndexes {
     });
   }
 
-  /** Runs fn between polls (no change is applied meanwhile). */
-  private async exclusive<T>(fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs fn between polls: no change is applied, no snapshot saved and the slot not advanced meanwhile
+   * (DDL here; tests that start a second manager on a copy of the data directory, which replays the
+   * same slot).
+   */
+  async exclusive<T>(fn: () => Promise<T>): Promise<T> {
     while (this.polling) await this.polling.catch(() => {});
     const p = fn();
     this.polling = p.then(() => {}, () => {});
@@ -679,7 +685,7 @@ export class DatabaseIndexes {
    * relid left pg_class): its winnow.indexes row, in-memory index and snapshot files go. Runs inside
    * a poll or at open, never concurrently with one.
    */
-  private async forget(meta: IndexMeta): Promise<void> {
+  private async forget(meta: IndexMeta, why = 'table dropped'): Promise<void> {
     const k = this.key(meta.schema, meta.name);
     await this.client.query(`DELETE FROM winnow.indexes WHERE schema_name = $1 AND name = $2 AND relid = $3`, [meta.schema, meta.name, meta.relid]);
     const dir = this.snapshotDir(meta);
@@ -687,7 +693,63 @@ export class DatabaseIndexes {
     const li = this.indexes.get(k);
     if (li) li.shadow = null;
     this.indexes.delete(k);
-    this.log.info({ index: meta.name, table: `${meta.schema}.${meta.table}` }, 'winnow: table dropped; index removed');
+    this.log.info({ index: meta.name, table: `${meta.schema}.${meta.table}` }, `winnow: ${why}; index removed`);
+  }
+
+  /**
+   * Columns of indexed tables changed in Postgres (ALTER TABLE … DROP/RENAME COLUMN, through Winnow
+   * or not). `cols`: [relid, attnum, name] of every live column of the indexed tables, read by the
+   * poll. An index follows its columns by number, as Postgres's indexes do:
+   *   - a column dropped: the index goes, like a Postgres index on that column (its placeholder too,
+   *     when Postgres did not drop it already: the vector column is not in the placeholder);
+   *   - a column renamed: the catalog row takes the new names and the index is rebuilt under them
+   *     (until then Postgres answers; its in-memory caches are keyed by the old names).
+   * Column numbers are learned at the first poll after the index is loaded or built; a name missing
+   * then counts as dropped.
+   */
+  private async followColumns(cols: [number, number, string][]): Promise<void> {
+    const byRel = new Map<number, Map<number, string>>();
+    for (const [r, n, name] of cols) {
+      let m = byRel.get(Number(r));
+      if (!m) byRel.set(Number(r), (m = new Map()));
+      m.set(n, name);
+    }
+    for (const li of [...this.indexes.values()]) {
+      const atts = byRel.get(li.meta.relid);
+      if (!atts || li.shadow) continue; // table gone (forgotten above); a rebuild running: next poll
+      const names = [li.meta.keyColumn, li.meta.column, ...(li.meta.include ?? []).map((c) => c.name)];
+      if (!li.attnums) {
+        const byName = new Map([...atts].map(([n, name]) => [name, n]));
+        const nums = names.map((name) => byName.get(name));
+        if (nums.every((n) => n !== undefined)) li.attnums = nums as number[];
+        else await this.dropForColumn(li.meta);
+        continue;
+      }
+      const now = li.attnums.map((n) => atts.get(n));
+      if (now.some((x) => x === undefined)) await this.dropForColumn(li.meta);
+      else if (now.some((x, i) => x !== names[i])) await this.renameColumns(li, now as string[]);
+    }
+  }
+
+  private async dropForColumn(meta: IndexMeta): Promise<void> {
+    await this.forget(meta, 'a column of the index was dropped');
+    // The sync connection's role may not own the table: then \di keeps showing the placeholder.
+    await this.client.query(`DROP INDEX IF EXISTS ${quoteIdent(meta.schema)}.${quoteIdent(meta.name)}`).catch((err) => {
+      this.log.warn({ err, index: meta.name }, 'winnow: placeholder index of a dropped column left in place');
+    });
+  }
+
+  private async renameColumns(li: LiveIndex, names: string[]): Promise<void> {
+    const meta: IndexMeta = { ...li.meta, keyColumn: names[0], column: names[1], include: li.meta.include?.map((c, j) => ({ ...c, name: names[2 + j] })) };
+    await this.client.query(`UPDATE winnow.indexes SET key_column = $3, column_name = $4, include_columns = $5::jsonb WHERE schema_name = $1 AND name = $2`, [
+      meta.schema, meta.name, meta.keyColumn, meta.column, JSON.stringify(meta.include ?? []),
+    ]);
+    li.ready = false; // the old names must not plan queries any more
+    this.log.info({ index: meta.name, column: meta.column }, 'winnow: indexed column renamed; index rebuilt under the new name');
+    // Not awaited: a build waits for polls, and this runs inside one.
+    setImmediate(() => {
+      this.build(meta, undefined, 'REINDEX').catch((err) => this.log.warn({ err, index: meta.name }, 'winnow: rebuild after a column rename failed'));
+    });
   }
 
   /** Before CREATE INDEX reuses a name: forgets indexes whose table is gone (a DROP TABLE the poller has not seen yet). */
@@ -824,7 +886,8 @@ export class DatabaseIndexes {
     // The WAL position to decode up to, and which indexed tables no longer exist (DROP TABLE), in one round trip.
     const relids = [...new Set([...this.indexes.values()].map((li) => li.meta.relid))];
     const { rows: u } = await this.client.query(
-      `SELECT pg_current_wal_lsn()::text AS l, array_to_string(ARRAY(SELECT r FROM unnest($1::oid[]) r WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r)), ',') AS gone`,
+      `SELECT pg_current_wal_lsn()::text AS l, array_to_string(ARRAY(SELECT r FROM unnest($1::oid[]) r WHERE NOT EXISTS (SELECT FROM pg_class c WHERE c.oid = r)), ',') AS gone,
+        (SELECT json_agg(json_build_array(attrelid::bigint, attnum, attname)) FROM pg_catalog.pg_attribute WHERE attrelid = ANY($1::oid[]) AND attnum > 0 AND NOT attisdropped) AS cols`,
       [relids],
     );
     const upto = u[0].l as string;
@@ -837,6 +900,12 @@ export class DatabaseIndexes {
         this.setProcessed(lsnToBigInt(upto));
         return;
       }
+    }
+    await this.followColumns((u[0].cols ?? []) as [number, number, string][]);
+    if (this.indexes.size === 0) {
+      await this.dropSlotNow();
+      this.setProcessed(lsnToBigInt(upto));
+      return;
     }
     // Rows are applied as they arrive (not accumulated): a bulk load's transaction is never held whole.
     const peekStart = performance.now();
@@ -1064,7 +1133,10 @@ export class DatabaseIndexes {
     let txLsn = 0n;
     let targets: LiveIndex[] = [];
     const all = () => [...this.indexes.values(), ...shadows];
-    const targetsFor = (relid: number) => targets.filter((li) => li.meta.relid === relid && li.ready && li.lastCommit < txLsn);
+    // An index whose key or vector column is not in the table's Relation message (dropped or renamed
+    // in a transaction this poll decodes) takes no changes: the next poll's column check drops or
+    // rebuilds it (followColumns).
+    const targetsFor = (relid: number) => targets.filter((li) => li.meta.relid === relid && li.ready && li.lastCommit < txLsn && this.hasColumns(li, relid));
     let skipping = false;
     let sinceFlush = 0;
     const flush = () => {
@@ -1189,6 +1261,12 @@ export class DatabaseIndexes {
     const n = del.length + addIds.length + incOnly;
     li.unsaved += n + (p.truncated ? 1 : 0);
     return n;
+  }
+
+  private hasColumns(li: LiveIndex, relid: number): boolean {
+    if (!this.relations.has(relid)) return true; // colsFor reports the missing Relation message
+    const c = this.colsFor(li, relid);
+    return c.key >= 0 && c.vec >= 0;
   }
 
   private colsFor(li: LiveIndex, relid: number): { key: number; vec: number; inc: number[] } {

@@ -201,23 +201,27 @@ test('INCLUDE columns are mirrored: build, insert/update/include-only update/del
     const x = (await db()).indexes.get('public.p_v')!;
     return x.unsaved === 0 && x.savedLsn > 0n;
   });
-  await d.query(`UPDATE p SET category = 'after snapshot' WHERE id = 13`);
-  // (A copy of the data directory: two managers must not write the same snapshot files.)
-  const dataDir2 = dataDir + '-copy';
-  cpSync(dataDir, dataDir2, { recursive: true });
-  const mgr2 = new IndexManager({ connection: (user, database) => ({ host: h.db.host, port: h.db.port, user, database }), log: createLogger('silent'), pollIntervalMs: 100, dataDir: dataDir2 });
-  try {
-    const db2 = await mgr2.forDatabase(h.db.user, h.db.database);
-    const li2 = db2.indexes.get('public.p_v')!;
-    expect(li2.origin).toBe('snapshot');
-    await db2.waitFor(await db2.currentLsn());
-    expect(li2.includes!.value(13n, 'category')).toBe('after snapshot');
-    expect(li2.includes!.value(8n, 'price')).toBe(12.5);
-    expect(li2.includes!.size).toBe(inc.size);
-  } finally {
-    await mgr2.close();
-    rmSync(dataDir2, { recursive: true, force: true });
-  }
+  // The first manager stays paused while the second one runs: both read the same replication slot,
+  // and the first would save a snapshot with the change and advance the slot past it.
+  await (await db()).exclusive(async () => {
+    await d.query(`UPDATE p SET category = 'after snapshot' WHERE id = 13`);
+    // (A copy of the data directory: two managers must not write the same snapshot files.)
+    const dataDir2 = dataDir + '-copy';
+    cpSync(dataDir, dataDir2, { recursive: true });
+    const mgr2 = new IndexManager({ connection: (user, database) => ({ host: h.db.host, port: h.db.port, user, database }), log: createLogger('silent'), pollIntervalMs: 100, dataDir: dataDir2 });
+    try {
+      const db2 = await mgr2.forDatabase(h.db.user, h.db.database);
+      const li2 = db2.indexes.get('public.p_v')!;
+      expect(li2.origin).toBe('snapshot');
+      await db2.waitFor(await db2.currentLsn());
+      expect(li2.includes!.value(13n, 'category')).toBe('after snapshot');
+      expect(li2.includes!.value(8n, 'price')).toBe(12.5);
+      expect(li2.includes!.size).toBe(inc.size);
+    } finally {
+      await mgr2.close();
+      rmSync(dataDir2, { recursive: true, force: true });
+    }
+  });
   await d.query('TRUNCATE p');
   await ids('p');
   expect((await db()).indexes.get('public.p_v')!.includes!.size).toBe(0);
