@@ -401,8 +401,8 @@ export class DatabaseIndexes {
     this.schedule();
   }
 
-  private async connect(): Promise<pg.Client> {
-    const c = new pg.Client({ ...this.config(), application_name: 'winnow-sync' });
+  private async connect(applicationName = 'winnow-sync'): Promise<pg.Client> {
+    const c = new pg.Client({ ...this.config(), application_name: applicationName });
     c.on('error', (err) => this.log.warn({ err }, 'winnow sync connection error'));
     await c.connect();
     return c;
@@ -449,13 +449,21 @@ export class DatabaseIndexes {
   async queryAs(role: string, settings: ReadonlyMap<string, string>, text: string): Promise<InternalResult> {
     const sets = [...settings].map(([k, v]) => `SET LOCAL ${quoteIdent(k)} TO ${quoteLiteral(v)}`);
     sets.push(`SET LOCAL ROLE ${quoteIdent(role)}`);
+    // On a connection of their own: a long pre-filter must not hold up the polls (replication lag)
+    // on the sync connection. Opened at the first side query; queries queue on it.
+    const side = this.sideClient ??= this.connect('winnow-side-queries');
     try {
-      const r = await this.client.query({ text: `${sets.join('; ')}; ${text}`, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } } as pg.QueryArrayConfig);
+      const client = await side;
+      const r = await client.query({ text: `${sets.join('; ')}; ${text}`, rowMode: 'array', types: { getTypeParser: () => (v: string) => v } } as pg.QueryArrayConfig);
       const last = (Array.isArray(r) ? r[r.length - 1] : r) as pg.QueryArrayResult<(string | null)[]>;
       return { fields: [], rows: last.rows, commandTags: [] };
     } catch (err) {
       const e = err as { code?: string; message: string; severity?: string };
-      if (!e.code) await this.reconnect();
+      if (!e.code && this.sideClient === side) {
+        // Not an SQL error: the connection failed (or never opened). The next side query opens another.
+        this.sideClient = null;
+        void side.then((c) => c.end()).catch(() => {});
+      }
       return { fields: [], rows: [], commandTags: [], error: { severity: e.severity ?? 'ERROR', code: e.code ?? '08006', message: e.message } };
     }
   }
@@ -1107,6 +1115,8 @@ export class DatabaseIndexes {
   }
 
   private advancedLsn = 0n;
+  /** Winnow's connection for sessions' side queries (queryAs), opened at the first. */
+  private sideClient: Promise<pg.Client> | null = null;
 
   private setProcessed(lsn: bigint): void {
     const cap = this.trainingCap();
@@ -1329,6 +1339,7 @@ export class DatabaseIndexes {
     for (const w of this.waiters) w.reject(new Error('winnow index sync is closed'));
     this.waiters = [];
     await this.client.end().catch(() => {});
+    if (this.sideClient) await this.sideClient.then((c) => c.end()).catch(() => {});
   }
 }
 

@@ -73,6 +73,10 @@ test("unnamed filtered statements (Parse and Bind in one batch) are planned, wit
     const got = await s.query({ text: cte, values: [q.pgv, 6], rowMode: 'array' });
     expect(plannerStats.nativeSearches - before).toBe(1);
     expect(got.rows).toEqual((await d.query({ text: cte, values: [q.arr, 6], rowMode: 'array' })).rows);
+    // They ran on Winnow's connection kept for side queries, not on the sync connection (whose polls
+    // a long pre-filter would delay): one such connection for the database, however many queries.
+    const conns = await d.query(`SELECT application_name, count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'winnow-%' GROUP BY 1 ORDER BY 1`);
+    expect(conns.rows).toContainEqual({ application_name: 'winnow-side-queries', n: 1 });
   } finally {
     await s.end();
     await d.query('RESET TimeZone');
