@@ -415,6 +415,11 @@ export class VectorSession implements StatementHandler {
     return !!this.types?.has(oid);
   }
 
+  /** 'vector' or 'halfvec' for those types' OIDs in this database, else undefined. */
+  vectorKindOf(oid: number): VectorKind | undefined {
+    return this.types?.get(oid);
+  }
+
   onBind(_ctx: SessionContext, frame: Buffer): FrontendAction {
     if (!this.types?.size) {
       // No vector types: nothing to translate in the parameters, and no statement has described

@@ -47,6 +47,8 @@ export interface BoundParams {
   keep?: ReadonlySet<number>;
   /** Types written as untyped literals of their text (vector types: the planner reads '[…]' literals). */
   untyped?: (type: number) => boolean;
+  /** The text form of a binary value of an `untyped` type (null: cannot be inlined). */
+  untypedBinary?: (value: Buffer, type: number) => string | null;
 }
 
 /**
@@ -68,9 +70,11 @@ export function inlineParams(text: string, stmt: Node, p: BoundParams): string |
     let lit: string;
     if (v === null) lit = type && TYPE_NAMES[type] ? `NULL::${TYPE_NAMES[type]}` : 'NULL';
     else {
-      const s = p.formatOf(r.number - 1) === 1 ? binaryText(v, type) : v.toString('utf8');
+      const binary = p.formatOf(r.number - 1) === 1;
+      const untyped = !!p.untyped?.(type);
+      const s = !binary ? v.toString('utf8') : untyped ? p.untypedBinary?.(v, type) ?? null : binaryText(v, type);
       if (s === null) return null;
-      if (type === 0 || (p.untyped?.(type) && p.formatOf(r.number - 1) === 0)) lit = quoteLiteral(s);
+      if (type === 0 || untyped) lit = quoteLiteral(s);
       else if (TYPE_NAMES[type]) lit = `${quoteLiteral(s)}::${TYPE_NAMES[type]}`;
       else return null;
     }

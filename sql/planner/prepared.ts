@@ -179,6 +179,7 @@ export class PreparedKnnStatements {
       if (orig?.parsed.ok && orig.parsed.statements.length === 1) {
         const text = inlineParams(orig.text, orig.parsed.statements[0].stmt, {
           values: b.params, formatOf: (i) => formatCode(b.paramFormats, i), types: this.inner.statementParamTypes(b.statement), untyped: (t) => this.inner.isVectorType(t),
+          untypedBinary: (v, t) => (this.inner.vectorKindOf(t) === 'vector' ? vectorLiteral(pgvectorBinary(v)) : null),
         });
         const parsed = text === null ? null : parseStatement(text);
         if (text !== null && parsed?.ok && parsed.statements.length === 1) {
@@ -348,6 +349,11 @@ function maxParam(n: unknown): number {
   };
   walk(n);
   return max;
+}
+
+/** '[…]' text of a vector: each float4 as the shortest decimal of its double value, which reads back to the same float4. */
+function vectorLiteral(v: Float32Array | null): string | null {
+  return v ? '[' + Array.from(v, String).join(',') + ']' : null;
 }
 
 /** pgvector's binary vector: int16 dim, int16 unused, dim × float4 (big-endian). */

@@ -201,6 +201,12 @@ test('extended protocol: CTEs, FROM subqueries and distance thresholds with para
   expect(await samePrepared('sub', `SELECT s.id, l.label FROM (SELECT id FROM items WHERE cat = $2 ORDER BY v <=> $1 LIMIT 5) s JOIN labels l ON l.item_id = s.id ORDER BY s.id`, [q.pgv, 3], 1)).toBe(2);
   expect(await samePrepared('range', `SELECT id, cat FROM items WHERE v <-> $1 < $2 ORDER BY id`, [q.pgv, r60], 1)).toBeGreaterThanOrEqual(2);
   expect(await samePrepared('range_k', `SELECT id FROM items WHERE v <-> $1 <= $2 AND cat <> $3 ORDER BY v <-> $1 LIMIT 20`, [q.pgv, r60, 2], 1)).toBeGreaterThanOrEqual(2);
+  // The query vector in pgvector's binary send format (pg sends a Buffer as a binary parameter): planned the same.
+  const bin = Buffer.alloc(4 + 4 * DIM);
+  bin.writeInt16BE(DIM, 0);
+  q.v.forEach((x, i) => bin.writeFloatBE(x, 4 + 4 * i));
+  expect(await samePrepared('cte_bin', `WITH nn AS (SELECT id, v <-> $1 AS dist FROM items ORDER BY v <-> $1 LIMIT $2) SELECT nn.id, dist FROM nn ORDER BY dist`, [bin, 10], 1)).toBe(2);
+  expect(await samePrepared('range_bin', `SELECT id, cat FROM items WHERE v <-> $1 < $2 ORDER BY id`, [bin, r60], 1)).toBeGreaterThanOrEqual(2);
   // postgres.js's unnamed statements, and a vector result column (translated back to pgvector text).
   const v = await c.query({ text: `WITH nn AS (SELECT id, v FROM items ORDER BY v <-> $1 LIMIT 3) SELECT id, v FROM nn ORDER BY id`, values: [q.pgv] });
   const vd = await d.query({ text: `WITH nn AS (SELECT id, v FROM items ORDER BY v <-> $1 LIMIT 3) SELECT id, v FROM nn ORDER BY id`, values: [q.arr] });
