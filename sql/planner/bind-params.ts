@@ -27,6 +27,14 @@ function binaryText(b: Buffer, type: number): string | null {
   }
 }
 
+/** A statement's parameter references in text order, per parse tree (prepared statements inline theirs at every Bind). */
+const refsCache = new WeakMap<Node, readonly { number: number; location: number }[]>();
+function sortedParamRefs(stmt: Node): readonly { number: number; location: number }[] {
+  let refs = refsCache.get(stmt);
+  if (!refs) refsCache.set(stmt, (refs = paramRefs(stmt).sort((a, b) => a.location - b.location)));
+  return refs;
+}
+
 function paramRefs(n: unknown, out: { number: number; location: number }[] = []): { number: number; location: number }[] {
   if (Array.isArray(n)) for (const x of n) paramRefs(x, out);
   else if (n && typeof n === 'object') {
@@ -57,7 +65,7 @@ export interface BoundParams {
  */
 export function inlineParams(text: string, stmt: Node, p: BoundParams): string | null {
   const buf = Buffer.from(text, 'utf8');
-  const refs = paramRefs(stmt).sort((a, b) => a.location - b.location);
+  const refs = sortedParamRefs(stmt);
   let out = '';
   let at = 0;
   for (const r of refs) {
