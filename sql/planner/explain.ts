@@ -64,7 +64,9 @@ function searchText(p: PlanInfo): string {
     case 'in':
       return `IVF nprobe=${p.nprobe}×1–6 (more lists the fewer ids are allowed) k'=${p.k * p.kFactor}×1–3 (more below 10 % allowed) over the allowed ids (exact when allowed ids × dim ≤ ${FILTER_EXACT_BELOW_FLOATS / 1e6} M floats)`;
     case 'post':
-      return `IVF nprobe=${p.nprobe * POST_NPROBE_MULT} unfiltered, ${p.estimatedCandidates ?? 2 * p.k} candidates first, doubled until ${p.k} pass`;
+      return p.allowed !== null
+        ? `IVF nprobe=${p.nprobe}×1–6 over the ids the INCLUDE conditions allow, ${p.estimatedCandidates ?? 2 * p.k} candidates first, doubled until ${p.k} pass`
+        : `IVF nprobe=${p.nprobe * POST_NPROBE_MULT} unfiltered, ${p.estimatedCandidates ?? 2 * p.k} candidates first, doubled until ${p.k} pass`;
     default:
       return `IVF nprobe=${p.nprobe} k'=${p.k * p.kFactor}`;
   }

@@ -10,6 +10,11 @@
 //   auto  `in` when eligible, else `pre` below AUTO_PRE_BELOW estimated selectivity and `post` above
 //         (Postgres's planner estimate, selectivity.ts; crossover measured in sql/planner/README.md).
 //
+// A WHERE clause only partly on INCLUDE columns (`cat = 3 AND price < 10`, cat included): its
+// conjuncts on INCLUDE columns restrict post's searches inside the index (the allowed ids computed
+// as for `in`, no round trip), and Postgres checks the whole clause on the candidates, so only the
+// rest of the clause thins them out.
+//
 // Every strategy returns exactly min(k, matching rows) ids in distance order (up to the index's
 // approximation): post falls back to pre when deepening would look at more than half of the index.
 import type { SessionContext } from '../../server/session.ts';
@@ -19,6 +24,7 @@ import { quoteIdent } from '../quote.ts';
 import { compileIncludePredicate, includeIneligibility, type IncludePredicate } from './include-predicate.ts';
 import { eol } from './recognize.ts';
 import { allowedCount, searchIndex, type AllowedIds } from './search.ts';
+import type { PreparedFilter } from '../../native/index.ts';
 import { cachedMatching } from './matching-cache.ts';
 import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
 import type { FilterStrategy, KnnSettings } from './settings.ts';
@@ -64,6 +70,8 @@ export interface FilterOutcome {
   candidates: number;
   /** post: searches run (1 = no deepening). */
   rounds: number;
+  /** post: ids its searches were restricted to by the clause's conjuncts on INCLUDE columns (null: none). */
+  inAllowed?: number | null;
   ms: { estimate: number; filter: number; search: number; check: number };
 }
 
@@ -98,6 +106,39 @@ function includePlan(where: Node, store: IncludeStore, ref: string): { why: stri
   const why = pred ? null : includeIneligibility(where, store, [ref]) ?? 'not compilable';
   includePlans.set(where, { store, ref, why, pred });
   return { why, pred };
+}
+
+/** A node without its source positions: equal for the same predicate wherever it stands. */
+const withoutLocations = (n: unknown): unknown =>
+  Array.isArray(n) ? n.map(withoutLocations)
+  : n && typeof n === 'object' ? Object.fromEntries(Object.entries(n).filter(([k]) => k !== 'location').map(([k, v]) => [k, withoutLocations(v)]))
+  : n;
+
+/**
+ * The conjuncts of a WHERE clause that `in` could evaluate (on INCLUDE columns), as one predicate and
+ * a key naming it for the allowed-id cache; null when none is, or when all are (then `in` answers
+ * the whole clause unless row-level security forbids it, and these narrow post's search just as well).
+ */
+type IncludePart = { pred: IncludePredicate; key: string; conditions: number; all: boolean };
+const includeParts = new WeakMap<Node, { store: IncludeStore; ref: string; part: IncludePart | null }>();
+function includeConjuncts(where: Node, store: IncludeStore, ref: string): IncludePart | null {
+  const hit = includeParts.get(where);
+  if (hit && hit.store === store && hit.ref === ref) return hit.part;
+  const conjuncts: Node[] = where.BoolExpr?.boolop === 'AND_EXPR' ? where.BoolExpr.args : [where];
+  const preds: IncludePredicate[] = [];
+  const nodes: Node[] = [];
+  for (const c of conjuncts) {
+    const { pred } = includePlan(c, store, ref);
+    if (pred) {
+      preds.push(pred);
+      nodes.push(c);
+    }
+  }
+  const part = preds.length
+    ? { pred: preds.length === 1 ? preds[0] : (get: Parameters<IncludePredicate>[0]) => preds.every((p) => p(get)), key: `conjuncts\0${ref}\0${JSON.stringify(withoutLocations(nodes))}`, conditions: nodes.length, all: nodes.length === conjuncts.length }
+    : null;
+  includeParts.set(where, { store, ref, part });
+  return part;
 }
 
 /**
@@ -149,6 +190,17 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
       : includePlan(q.whereNode, store, q.ref).why;
     reason = `in not eligible: ${why}`;
   }
+  // Conjuncts on INCLUDE columns restrict post's searches (the whole clause is still checked by Postgres).
+  // A clause wholly on INCLUDE columns is `in`'s (above) unless row-level security keeps Postgres in the loop.
+  const conj = store && q.whereNode && requested !== 'pre' ? includeConjuncts(q.whereNode, store, q.ref) : null;
+  const inPart = conj && (!conj.all || q.rls) ? conj : null;
+  let inAllowed: PreparedFilter | null = null;
+  if (inPart) {
+    const t = performance.now();
+    filterStats.inIndexFilters++;
+    inAllowed = cachedMatching(store!, inPart.key, () => store!.matching(inPart.pred));
+    ms.filter += performance.now() - t;
+  }
   let estimate: SelectivityEstimate | null = null;
   if (requested === 'pre' || requested === 'post') strategy = requested;
   else {
@@ -158,10 +210,19 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     estimate = await estimateSelectivity(ctx, li.meta.relid, q.fromList, q.where ?? 'true', size);
     ms.estimate = performance.now() - t;
     const sel = estimate?.selectivity ?? 1;
-    strategy = sel < AUTO_PRE_BELOW ? 'pre' : 'post';
-    const why = estimate ? `estimated selectivity ${(sel * 100).toPrecision(3)}% ${strategy === 'pre' ? '<' : '≥'} ${AUTO_PRE_BELOW * 100}%` : 'no estimate';
+    // Among the ids the INCLUDE conjuncts allow, the rest of the clause passes about sel / allowed fraction.
+    const passing = inAllowed ? sel / Math.max(1e-9, inAllowed.size / Math.max(1, size)) : 0;
+    strategy = sel < AUTO_PRE_BELOW && passing < AUTO_PRE_BELOW ? 'pre' : 'post';
+    const why = !estimate ? 'no estimate'
+      : passing >= AUTO_PRE_BELOW ? `estimated ${(Math.min(1, passing) * 100).toPrecision(3)}% of the ids the INCLUDE conditions allow pass the rest ≥ ${AUTO_PRE_BELOW * 100}%`
+      : `estimated selectivity ${(sel * 100).toPrecision(3)}% ${strategy === 'pre' ? '<' : '≥'} ${AUTO_PRE_BELOW * 100}%`;
     reason = reason ? `${reason}; ${why}` : `auto: ${why}`;
   }
+
+  if (inAllowed && strategy === 'post') {
+    reason = `${reason ? reason + '; ' : ''}searches restricted to the ${inAllowed.size} ids allowed by ${inPart!.conditions} condition${inPart!.conditions > 1 ? 's' : ''} on INCLUDE columns`;
+  } else inAllowed = null;
+  const pool = inAllowed ? inAllowed.size : size;
 
   const key = `${quoteIdent(q.ref)}.${quoteIdent(q.keyColumn)}`;
   const cond = q.where ? `(${eol(q.where)})` : 'true';
@@ -191,18 +252,21 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: estimate ? Math.round(estimate.rows) : null, candidates: allowed.length, rounds: 1 });
   }
 
-  // post: iterative deepening.
+  // post: iterative deepening. Among ids the INCLUDE conjuncts allow, the rest of the clause passes
+  // about selectivity / (allowed fraction) of them.
   const sel = estimate?.selectivity;
-  let kp = Math.min(size, Math.max(2 * k, sel ? Math.ceil((1.5 * k) / Math.max(sel, 1e-6)) : 0));
+  const passing = sel === undefined ? undefined : inAllowed ? Math.min(1, sel / Math.max(1e-9, pool / Math.max(1, size))) : sel;
+  let kp = Math.min(pool, Math.max(2 * k, passing ? Math.ceil((1.5 * k) / Math.max(passing, 1e-6)) : 0));
   const estimatedCandidates = kp;
-  // The k passing rows are far down the unfiltered ranking: probe as many lists as other filtered searches do.
-  const postSettings: KnnSettings = { nprobe: s.nprobe * POST_NPROBE_MULT, kFactor: s.kFactor };
+  // The k passing rows are far down the unfiltered ranking: probe as many lists as other filtered
+  // searches do (a search restricted to allowed ids scales its lists itself: search.ts).
+  const postSettings: KnnSettings = inAllowed ? s : { nprobe: s.nprobe * POST_NPROBE_MULT, kFactor: s.kFactor };
   const passes = new Map<bigint, boolean>();
   let rounds = 0;
   for (;;) {
     rounds++;
     let t = performance.now();
-    const r = searchIndex(li, vec, Math.max(1, kp), postSettings);
+    const r = searchIndex(li, vec, Math.max(1, kp), postSettings, inAllowed ?? undefined);
     ms.search += performance.now() - t;
     const fresh: bigint[] = [];
     for (const id of r.ids) if (!passes.has(id)) fresh.push(id);
@@ -223,24 +287,24 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
         dists.push(r.distances[i]);
       }
     }
-    const exhausted = r.ids.length < kp || kp >= size;
+    const exhausted = r.ids.length < kp || kp >= pool;
     const pastRadius = r.ids.length > 0 && beyond(r.distances[r.ids.length - 1], q.radius);
     if (ids.length >= k || exhausted || pastRadius) {
       // The passing fraction of the candidates, once there are enough of them to mean something.
       if (passes.size >= 100 && !pastRadius) {
         let n = 0;
         for (const v of passes.values()) if (v) n++;
-        observe(exhausted ? n : Math.round((n / passes.size) * size));
+        observe(exhausted ? n : Math.round((n / passes.size) * pool));
       }
-      return out({ ids: BigInt64Array.from(ids), distances: Float32Array.from(dists), strategy, reason, estimate, estimatedCandidates, candidates: passes.size, rounds });
+      return out({ ids: BigInt64Array.from(ids), distances: Float32Array.from(dists), strategy, reason, estimate, estimatedCandidates, candidates: passes.size, rounds, inAllowed: inAllowed?.size ?? null });
     }
-    if (2 * kp > POST_MAX_FRACTION * size) {
+    if (2 * kp > POST_MAX_FRACTION * pool) {
       // Few rows match: the pre-filter's id list is now the cheaper, exact way to finish.
       const allowed = await preFilter();
       if (!allowed) return null;
       reason = `${reason ? reason + '; ' : ''}post-filter found ${ids.length} of ${k} after ${rounds} round${rounds > 1 ? 's' : ''}: finished with pre-filter`;
       return out({ ...restricted(allowed), strategy: 'pre', reason, estimate, estimatedCandidates, candidates: passes.size + allowed.length, rounds: rounds + 1 });
     }
-    kp = Math.min(size, kp * 2);
+    kp = Math.min(pool, kp * 2);
   }
 }

@@ -264,7 +264,7 @@ export class PlannerSession implements StatementHandler {
       estimatedRows: res.estimate?.rows ?? null, selectivity: res.estimate?.selectivity ?? null, selectivitySource: res.estimate?.source,
       estimatedCandidates: res.estimatedCandidates, candidates: res.candidates, rounds: res.strategy === 'post' || res.rounds > 1 ? res.rounds : undefined,
       radius: pat.threshold ?? null, exact: !li.index.isTrained, nprobe: settings.nprobe, kFactor: settings.kFactor, k,
-      allowed: res.strategy === 'pre' || res.strategy === 'in' ? res.candidates : null, returned: res.ids.length,
+      allowed: res.strategy === 'pre' || res.strategy === 'in' ? res.candidates : res.inAllowed ?? null, returned: res.ids.length,
       ms: { wait: t.waitMs, estimate: res.ms.estimate, filter: res.ms.filter, search: res.ms.search, check: res.ms.check },
     };
     this.plans.push(info);

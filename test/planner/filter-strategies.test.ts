@@ -146,6 +146,39 @@ test('in: predicates on INCLUDE columns are evaluated inside Winnow (no Postgres
   await c.query('RESET winnow.filter_strategy');
 });
 
+test('a WHERE partly on INCLUDE columns: those conditions restrict the searches in the index, Postgres checks the whole clause', async () => {
+  const rnd = prng(27);
+  // cat and tag are INCLUDE columns, flag and id are not.
+  for (const where of ['cat = 3 AND id % 4 = 1', "tag = 'red' AND NOT flag AND cat <> 4", "flag AND tag IN ('green', 'rare')", 'cat = 3 AND id % 2 = 1']) {
+    for (const strategy of ['post', 'auto']) {
+      await c.query(`SET winnow.filter_strategy = ${strategy}`);
+      for (const k of [1, 10, 50]) {
+        const q = randomVector(DIM, rnd);
+        const inIdx = filterStats.inIndexFilters, pre = filterStats.preFilterQueries;
+        expectSame(await viaWinnow(q, where, k), await exact(q, where, k), `${strategy} ${where} k=${k}`);
+        expect(filterStats.inIndexFilters - inIdx, where).toBe(1);
+        // (k = 50 of ~400 allowed ids may deepen past half of them and finish with the pre-filter.)
+        if (k <= 10) expect(filterStats.preFilterQueries - pre, where).toBe(0);
+      }
+    }
+  }
+  await c.query('RESET winnow.filter_strategy');
+  const q = randomVector(DIM, rnd);
+  const p = await plan(`SELECT id FROM docs WHERE cat = 3 AND id % 4 = 1 ORDER BY v <-> '${q.pgv}' LIMIT 10`);
+  expect(p).toContain('Strategy: post-filter');
+  expect(p).toContain('searches restricted to the 400 ids allowed by 1 condition on INCLUDE columns');
+  expect(p).toContain('Allowed ids: 400');
+  // Half of the allowed ids pass the rest, so auto post-filters although the clause matches 5 % of
+  // the rows (it would pre-filter below 10 %), and a round or two find k.
+  expect(Number(/Rounds: (\d+)/.exec(p)?.[1])).toBeLessThanOrEqual(2);
+  // pre asks Postgres for the ids of the whole clause, as before.
+  await c.query('SET winnow.filter_strategy = pre');
+  const inIdx = filterStats.inIndexFilters;
+  expectSame(await viaWinnow(q, 'cat = 3 AND id % 4 = 1', 10), await exact(q, 'cat = 3 AND id % 4 = 1', 10), 'pre');
+  expect(filterStats.inIndexFilters).toBe(inIdx);
+  await c.query('RESET winnow.filter_strategy');
+});
+
 test('SET winnow.filter_strategy rejects unknown values like a real enum setting', async () => {
   await expect(c.query(`SET winnow.filter_strategy = sideways`)).rejects.toMatchObject({ code: '22023', message: expect.stringContaining('winnow.filter_strategy') });
   // The failed SET left the session usable and the previous value in place.
