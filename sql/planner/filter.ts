@@ -25,7 +25,7 @@ import { compileIncludePredicate, includeIneligibility, type IncludePredicate } 
 import { eol } from './recognize.ts';
 import { allowedCount, searchIndex, type AllowedIds } from './search.ts';
 import type { PreparedFilter } from '../../native/index.ts';
-import { cachedMatching } from './matching-cache.ts';
+import { cachedMatching, preparedIds } from './matching-cache.ts';
 import { estimateSelectivity, observeMatchingRows, type SelectivityEstimate } from './selectivity.ts';
 import type { FilterStrategy, KnnSettings } from './settings.ts';
 
@@ -239,6 +239,8 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
     observe(ids.length);
     return ids;
   };
+  // The same predicate's list, when it comes back unchanged, searched with the filter prepared for it.
+  const preparedPre = (ids: BigInt64Array): AllowedIds => preparedIds(li.index, `${q.fromList}\0${cond}`, ids);
   const restricted = (allowed: AllowedIds) => {
     const t = performance.now();
     const r = searchIndex(li, vec, k, s, allowed);
@@ -249,7 +251,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
   if (strategy === 'pre') {
     const allowed = await preFilter();
     if (!allowed) return null;
-    return out({ ...restricted(allowed), strategy, reason, estimate, estimatedCandidates: estimate ? Math.round(estimate.rows) : null, candidates: allowed.length, rounds: 1 });
+    return out({ ...restricted(preparedPre(allowed)), strategy, reason, estimate, estimatedCandidates: estimate ? Math.round(estimate.rows) : null, candidates: allowed.length, rounds: 1 });
   }
 
   // post: iterative deepening. Among ids the INCLUDE conjuncts allow, the rest of the clause passes
@@ -303,7 +305,7 @@ export async function filteredSearch(ctx: SessionContext, li: LiveIndex, vec: Fl
       const allowed = await preFilter();
       if (!allowed) return null;
       reason = `${reason ? reason + '; ' : ''}post-filter found ${ids.length} of ${k} after ${rounds} round${rounds > 1 ? 's' : ''}: finished with pre-filter`;
-      return out({ ...restricted(allowed), strategy: 'pre', reason, estimate, estimatedCandidates, candidates: passes.size + allowed.length, rounds: rounds + 1 });
+      return out({ ...restricted(preparedPre(allowed)), strategy: 'pre', reason, estimate, estimatedCandidates, candidates: passes.size + allowed.length, rounds: rounds + 1 });
     }
     kp = Math.min(pool, kp * 2);
   }

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { plannerStats } from '../../sql/planner/session.ts';
 import { clearSelectivityCache, estimateQueries } from '../../sql/planner/selectivity.ts';
 import { filterStats } from '../../sql/planner/filter.ts';
+import { preparedIdsStats } from '../../sql/planner/matching-cache.ts';
 import { plannerClients, closePlannerClients, randomVector, prng, type PlannerHarness } from './helpers.ts';
 
 const DIM = 8;
@@ -176,6 +177,29 @@ test('a WHERE partly on INCLUDE columns: those conditions restrict the searches 
   const inIdx = filterStats.inIndexFilters;
   expectSame(await viaWinnow(q, 'cat = 3 AND id % 4 = 1', 10), await exact(q, 'cat = 3 AND id % 4 = 1', 10), 'pre');
   expect(filterStats.inIndexFilters).toBe(inIdx);
+  await c.query('RESET winnow.filter_strategy');
+});
+
+test('pre: a predicate whose id list comes back unchanged is searched with a filter prepared for it; a changed list is not', async () => {
+  await c.query('SET winnow.filter_strategy = pre');
+  const rnd = prng(28);
+  const where = 'flag AND id % 3 = 0';
+  const stats = () => ({ ...preparedIdsStats });
+  const s0 = stats();
+  for (let i = 0; i < 3; i++) {
+    const q = randomVector(DIM, rnd);
+    expectSame(await viaWinnow(q, where, 10), await exact(q, where, 10), `run ${i}`);
+  }
+  // First run: the list alone; second: same list, prepared; third: reused.
+  expect([preparedIdsStats.prepared - s0.prepared, preparedIdsStats.reused - s0.reused]).toEqual([1, 1]);
+  // A row now passes that did not: a new list, searched as a list (and remembered for next time).
+  await c.query(`UPDATE docs SET flag = true WHERE id = 3`);
+  const q = randomVector(DIM, rnd);
+  const s1 = stats();
+  const got = await viaWinnow(q, where, 10);
+  expectSame(got, await exact(q, where, 10), 'after the change');
+  expect([preparedIdsStats.prepared - s1.prepared, preparedIdsStats.reused - s1.reused]).toEqual([0, 0]);
+  await c.query(`UPDATE docs SET flag = false WHERE id = 3`);
   await c.query('RESET winnow.filter_strategy');
 });
 
