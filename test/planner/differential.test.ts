@@ -43,6 +43,9 @@ function randomFilter(rnd: () => number): string | null {
     `label IS NULL`,
     `(label = 'l${cat}' OR cat = ${(cat + 1) % 10}) AND id % 2 = 0`,
     `id < ${Math.floor(rnd() * N)}`,
+    // Partly on the INCLUDE column: label restricts the search, Postgres checks the rest.
+    `label = 'l${cat}' AND cat <> ${(cat + 2) % 10}`,
+    `label IS NOT NULL AND id % 3 = 0`,
   ];
   return forms[Math.floor(rnd() * forms.length)];
 }
