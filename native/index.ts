@@ -29,7 +29,7 @@ interface NativeIndexHandle {
   isTrained(): boolean;
   size(): number;
   config(): { dim: number; metric: Metric; reducedDim: number; nlist: number; vectorStorage: 'float32' | 'float16'; seed: number };
-  train(sample: Float32Array, progress: ((phase: string, done: number, total: number) => void) | undefined, threads: number): Promise<void>;
+  train(sample: Float32Array, progress: ((phase: string, done: number, total: number) => void) | undefined, threads: number, nlist?: number): Promise<void>;
   add(ids: BigInt64Array, vectors: Float32Array, threads: number): Promise<void>;
   addSync(ids: BigInt64Array, vectors: Float32Array): void;
   remove(ids: BigInt64Array): number;
@@ -398,8 +398,13 @@ export class VectorIndex {
    * Learns the transform, IVF centroids and PQ codebooks from `sample` (rows × dim) off the
    * JS thread, then encodes vectors already added. Can be called once.
    */
-  async train(sample: Float32Array, onProgress?: (phase: string, done: number, total: number) => void, threads = DEFAULT_THREADS): Promise<void> {
-    return this.#h.train(sample, onProgress, posInt(threads, 'threads', DEFAULT_THREADS));
+  /**
+   * Learns the index's parameters from `sample` and encodes what was added so far. `nlist`: the lists
+   * of an index created without one (otherwise chosen from the sample's size), e.g. from the size of
+   * the table the sample was drawn from.
+   */
+  async train(sample: Float32Array, onProgress?: (phase: string, done: number, total: number) => void, threads = DEFAULT_THREADS, nlist?: number): Promise<void> {
+    return this.#h.train(sample, onProgress, posInt(threads, 'threads', DEFAULT_THREADS), nlist === undefined ? undefined : posInt(nlist, 'nlist', 0));
   }
 
   /** Inserts (or replaces, for an existing id) vectors, off the JS thread. */

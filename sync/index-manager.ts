@@ -140,6 +140,8 @@ export interface ManagerOptions {
   dataDir?: string;
   /** Minimum time between snapshots of a changed index (ms). Default 30 s. */
   snapshotIntervalMs?: number;
+  /** Most rows a training sample holds (TRAIN_SAMPLE_MAX; tests make it small to train big tables from small samples). */
+  trainSampleMax?: number;
 }
 
 /** A poll applies what it has decoded at least every this many messages (bounds memory for huge transactions). */
@@ -188,7 +190,7 @@ export class IndexManager {
     if (!p) {
       p = (async () => {
         const d = new DatabaseIndexes(database, () => this.opts.connection(user, database), this.opts.log, this.opts.pollIntervalMs ?? 200,
-          this.opts.dataDir ? path.join(this.opts.dataDir, safeName(database)) : null, this.opts.snapshotIntervalMs ?? 30_000);
+          this.opts.dataDir ? path.join(this.opts.dataDir, safeName(database)) : null, this.opts.snapshotIntervalMs ?? 30_000, this.opts.trainSampleMax ?? TRAIN_SAMPLE_MAX);
         await d.open();
         return d;
       })();
@@ -253,8 +255,13 @@ export class DatabaseIndexes {
   lastPollAt = 0;
 
   constructor(readonly database: string, private config: () => pg.ClientConfig, private log: Logger, private intervalMs: number,
-    private snapshotRoot: string | null, private snapshotIntervalMs: number) {
+    private snapshotRoot: string | null, private snapshotIntervalMs: number, private trainSampleMax = TRAIN_SAMPLE_MAX) {
     this.slot = slotName(database);
+  }
+
+  /** Rows of a training sample: at most trainSampleMax, and at most 50 M floats. */
+  private sampleMax(meta: IndexMeta): number {
+    return Math.min(this.trainSampleMax, Math.floor(5e7 / meta.dim));
   }
 
   snapshotDir(meta: IndexMeta): string | null {
@@ -549,7 +556,7 @@ export class DatabaseIndexes {
       blocks = Number(head.b);
       li.progress = { phase: 'scanning table', done: 0, total };
       report(true);
-      const sampleMax = Math.min(TRAIN_SAMPLE_MAX, Math.floor(5e7 / meta.dim));
+      const sampleMax = this.sampleMax(meta);
       const sampleP = total <= sampleMax ? 1 : sampleMax / total;
       // nlist from the table's size (only when it will be trained: an untrained index reports nlist 0).
       li.index = newIndex(meta, total >= TRAIN_THRESHOLD ? nlistFor(total, Math.min(total, sampleMax)) : undefined);
@@ -1036,13 +1043,14 @@ export class DatabaseIndexes {
     this.log.info({ index: meta.name, rows: n }, 'winnow: index reached the training threshold; training in the background');
     const index = li.index;
     (async () => {
-      const sampleMax = Math.min(TRAIN_SAMPLE_MAX, Math.floor(5e7 / meta.dim));
+      const sampleMax = this.sampleMax(meta);
       // The sampling connection stays open until training ends: winnow.index_progress shows a build
       // only while its backend is alive.
       const c = await this.connect();
       let pid = 0;
       const progress = (phase: BuildProgress['phase'], done: number) => this.writeProgress(meta, { pid, command: 'TRAIN', progress: { phase, done, total: n }, blocks: 0 }, true);
       let rows = 0;
+      let nlist = 0;
       try {
         pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
         progress('scanning table', 0);
@@ -1060,14 +1068,15 @@ export class DatabaseIndexes {
           if (dim === meta.dim && isIndexable(meta.metric, sample, rows * meta.dim, meta.dim)) rows++;
         }
         progress('training', rows);
-        await index.train(sample.subarray(0, rows * meta.dim));
+        // nlist from the table's size, as a fresh build would choose it, not from the sample's.
+        nlist = nlistFor(n, rows);
+        await index.train(sample.subarray(0, rows * meta.dim), undefined, undefined, meta.options.nlist ? undefined : nlist);
       } finally {
         this.writeProgress(meta, null, true);
         await c.end().catch(() => {});
       }
-      // nlist was chosen from the sample's size: the parameters fit about that many rows (a larger
-      // table is rebuilt with nlist from its size by the retrain rule).
-      li.trainedRows = Math.min(index.size, rows);
+      // The parameters were chosen for the rows the index held (the retrain rule rebuilds it past 4× that).
+      li.trainedRows = n;
     })().then(() => { li.trainResult = true; }, (err) => { li.trainResult = err as Error; }).finally(() => this.kick());
   }
 

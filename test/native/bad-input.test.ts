@@ -105,6 +105,20 @@ describe('bad input', () => {
     expect(idx.isTrained).toBe(true);
   });
 
+  it('train(sample, …, nlist) sets the lists of an index created without nlist; a bad or too large one is refused', async () => {
+    const auto = new VectorIndex({ dim, metric: 'l2' });
+    await expect(auto.train(data.subarray(0, 50 * dim), undefined, 1, 60)).rejects.toThrow(/need at least nlist \(60\) sample vectors, got 50/);
+    await expect(auto.train(data, undefined, 1, 0)).rejects.toThrow(/nlist must be a positive integer/);
+    expect(auto.isTrained).toBe(false);
+    await auto.train(data.subarray(0, 400 * dim), undefined, 1, 40);
+    // From the 400-row sample alone it would have been min(400/39, 0.75·√400) = 10.
+    expect(auto.stats().nlist).toBe(40);
+    // An index created with nlist keeps it.
+    const fixed = new VectorIndex({ dim, metric: 'l2', nlist: 8 });
+    await fixed.train(data.subarray(0, 400 * dim), undefined, 1, 40);
+    expect(fixed.stats().nlist).toBe(8);
+  });
+
   it('removing unknown ids is a no-op that reports 0', async () => {
     const idx = await trained();
     expect(idx.remove(new BigInt64Array([-5n, 99_999n]))).toBe(0);

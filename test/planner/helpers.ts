@@ -10,7 +10,7 @@ export interface PlannerHarness extends Harness {
   mgr: IndexManager;
 }
 
-export async function plannerHarness(opts: { dataDir?: string; snapshotIntervalMs?: number } = {}): Promise<PlannerHarness> {
+export async function plannerHarness(opts: { dataDir?: string; snapshotIntervalMs?: number; trainSampleMax?: number } = {}): Promise<PlannerHarness> {
   let target: { host: string; port: number } | null = null;
   const log = createLogger(process.env.WINNOW_TEST_LOG ?? 'silent');
   const mgr = new IndexManager({

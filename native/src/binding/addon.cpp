@@ -233,6 +233,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     const size_t d = idx_->config().d;
     size_t n = rows_of(env, x.ElementLength(), d, "train sample");
     size_t threads = uint_arg(info[2], "threads");
+    size_t nlist = info.Length() > 3 && !info[3].IsUndefined() ? uint_arg(info[3], "nlist") : 0;
     auto data = std::make_shared<std::vector<float>>(x.Data(), x.Data() + n * d);
     auto idx = idx_;
     std::shared_ptr<Napi::ThreadSafeFunction> tsfn;
@@ -241,7 +242,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
           Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "winnow-train-progress", 0, 1));
     auto w = new PromiseWorker(
         env,
-        [idx, data, n, threads, tsfn] {
+        [idx, data, n, threads, nlist, tsfn] {
           Progress prog;
           if (tsfn) {
             prog = [tsfn](const char* phase, size_t done, size_t total) {
@@ -261,7 +262,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
               if (st != napi_ok) delete p;
             };
           }
-          idx->train(data->data(), n, prog, threads);
+          idx->train(data->data(), n, prog, threads, nlist);
         },
         [](Napi::Env env) { return env.Undefined(); });
     if (tsfn) w->cleanup = [tsfn] { tsfn->Release(); };

@@ -132,7 +132,7 @@ void row_to_float(const VectorStore& vs, uint32_t id, float* out) {
 }
 }  // namespace
 
-void VectorIndex::train(const float* x, size_t n, const Progress& progress, size_t nthreads) {
+void VectorIndex::train(const float* x, size_t n, const Progress& progress, size_t nthreads, size_t want_nlist) {
   validate_vectors(x, n, "train");
   std::lock_guard lk(writer_mu_);
   auto s = snapshot();
@@ -142,7 +142,8 @@ void VectorIndex::train(const float* x, size_t n, const Progress& progress, size
   // and beat 1024 and 1366 (= 4·sqrt(n)); fast-scan makes long lists cheap while the
   // reduced-space probe and the k-means build scale with nlist (build 5 s vs 9.5 s).
   size_t nlist = cfg_.nlist ? cfg_.nlist
-                            : std::max<size_t>(1, std::min<size_t>(n / 39, size_t(0.75 * std::sqrt(double(n)) + 0.5)));
+                 : want_nlist ? want_nlist
+                              : std::max<size_t>(1, std::min<size_t>(n / 39, size_t(0.75 * std::sqrt(double(n)) + 0.5)));
   if (n < nlist || n == 0)
     throw std::invalid_argument("train: need at least nlist (" + num(nlist) + ") sample vectors, got " + num(n));
   std::vector<float> xs(n * cfg_.d);

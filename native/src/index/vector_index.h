@@ -54,7 +54,9 @@ class VectorIndex {
   size_t dr() const { return cfg_.dr; }
   size_t nlist() const;
 
-  void train(const float* x, size_t n, const Progress& progress, size_t nthreads);
+  // nlist: lists for an index created with nlist 0 (automatic), e.g. chosen from a table's size when
+  // the sample is smaller than the table; 0 = from the sample's size.
+  void train(const float* x, size_t n, const Progress& progress, size_t nthreads, size_t nlist = 0);
   // Inserts or replaces (same external id = update: old version tombstoned first).
   void add(const int64_t* ids, const float* x, size_t n, size_t nthreads);
   size_t remove(const int64_t* ids, size_t n);
