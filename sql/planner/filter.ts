@@ -114,13 +114,14 @@ const withoutLocations = (n: unknown): unknown =>
   : n && typeof n === 'object' ? Object.fromEntries(Object.entries(n).filter(([k]) => k !== 'location').map(([k, v]) => [k, withoutLocations(v)]))
   : n;
 
-/**
- * The conjuncts of a WHERE clause that `in` could evaluate (on INCLUDE columns), as one predicate and
- * a key naming it for the allowed-id cache; null when none is, or when all are (then `in` answers
- * the whole clause unless row-level security forbids it, and these narrow post's search just as well).
- */
 type IncludePart = { pred: IncludePredicate; key: string; conditions: number; all: boolean };
 const includeParts = new WeakMap<Node, { store: IncludeStore; ref: string; part: IncludePart | null }>();
+
+/**
+ * The top-level AND conditions of a WHERE clause that `in` could evaluate (on INCLUDE columns), as one
+ * predicate, a key naming it for the allowed-id cache, how many there are and whether they are the
+ * whole clause; null when there is none. Cached per parse-tree node.
+ */
 function includeConjuncts(where: Node, store: IncludeStore, ref: string): IncludePart | null {
   const hit = includeParts.get(where);
   if (hit && hit.store === store && hit.ref === ref) return hit.part;
