@@ -154,7 +154,9 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
     const bool scaled = scalings[ti / cfg.lrs.size()];
     const double lr = cfg.lrs[li], cscale = scaled ? cb_scale : 1.0;
     char phase[64];
-    std::snprintf(phase, sizeof phase, scaled ? "train lr=%g scaled" : "train lr=%g", lr);
+    // Progress names the scaling only when both ways are tried (phase names are part of the SQL notices).
+    const bool tag = scaled && scalings.size() > 1;
+    std::snprintf(phase, sizeof phase, tag ? "train lr=%g scaled" : "train lr=%g", lr);
     A = A0;
     C = C0;
     AdamW optA(nA, 0.9, 0.999, 1e-8, cfg.weight_decay), optC(nC, 0.9, 0.999, 1e-8, cfg.weight_decay);
@@ -175,7 +177,7 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
     }
     const double vl = eval_loss(S, val, A.data(), C.data(), cfg.batch, nth);
     R.sweep.push_back({lr, vl, scaled});
-    std::snprintf(phase, sizeof phase, scaled ? "validate lr=%g scaled" : "validate lr=%g", lr);
+    std::snprintf(phase, sizeof phase, tag ? "validate lr=%g scaled" : "validate lr=%g", lr);
     if (progress) progress(phase, ti + 1, trials, vl);
     if (vl < best) {
       best = vl;
