@@ -127,7 +127,7 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
   auto rel = [&](double r) { return rmsA > 0 && r > 0 && std::isfinite(r / rmsA) ? r / rmsA : 1.0; };
   const double cb_scale = rel(rms(C0)), probe_scale = rel(rms(ins->centroids));
   std::vector<bool> scalings;
-  const bool auto_on = cb_scale < 0.5 || cb_scale > 2;
+  const bool auto_on = cb_scale < 0.1 || cb_scale > 10;
   if (cfg.scale_lr == LearnConfig::SCALE_OFF || cfg.scale_lr == LearnConfig::SCALE_BOTH ||
       (cfg.scale_lr == LearnConfig::SCALE_AUTO && !auto_on))
     scalings.push_back(false);
