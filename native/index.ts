@@ -189,6 +189,17 @@ export interface LearnOptions {
   /** Learn the query-side transform (true, HAKES) or only the PQ codebooks (false). Default true. */
   learnTransform?: boolean;
   /**
+   * AdamW moves a parameter by about the learning rate per step whatever its scale, and the codebooks
+   * and centroids are in the data's units (fashion-mnist's raw pixels: rms 157, where the transform's
+   * entries are ~0.04). true: the codebooks' and probing centroids' rates are multiplied by their rms
+   * over the transform's rms (reported as codebookLrScale / probeLrScale), so all move by the same
+   * relative amount; false: one absolute rate for all (0.15.x behaviour); 'both': every learning
+   * rate is tried both ways, the validation loss chooses, the learned probe follows; 'auto' (default):
+   * true when that factor is outside [0.1, 10] (fashion-mnist-784: 4406), else false (wordnet-use-512:
+   * 1.75, where 'both' chose false, and 2.32 at reducedDim 64, where true was slightly worse).
+   */
+  scaleLearningRates?: boolean | 'both' | 'auto';
+  /**
    * Extension beyond HAKES (default true; false = HAKES exactly): also learn the probing centroids
    * (cross-entropy of the softmax over lists against where each sample's neighbours are stored);
    * kept only when it raises validation recall.
@@ -231,9 +242,12 @@ export interface LearnReport {
   temperature: number;
   /** Chosen learning rate (0: none improved the validation loss). */
   learningRate: number;
+  /** scaleLearningRates: the factors applied to the codebooks' and the probing centroids' rates (1 when off). */
+  codebookLrScale: number;
+  probeLrScale: number;
   validationLossBefore: number;
   validationLossAfter: number;
-  sweep: { learningRate: number; validationLoss: number }[];
+  sweep: { learningRate: number; validationLoss: number; scaled: boolean }[];
   /** Recall@10 of validation queries' own neighbours at (validationNprobe, validationKFactor). */
   validationRecallBefore: number;
   validationRecallAfter: number;
@@ -278,6 +292,7 @@ export const LEARN_DEFAULTS: Readonly<Required<LearnOptions>> = Object.freeze({
   temperatureScale: 1,
   reductionTermWeight: 1,
   learnTransform: true,
+  scaleLearningRates: 'auto',
   learnProbe: true,
   probeLoss: 'coverage',
   probeTemperatureScales: [1, 2],
@@ -467,6 +482,8 @@ export class VectorIndex {
     const o: Required<LearnOptions> = { ...LEARN_DEFAULTS, ...opts };
     for (const k of ['sampleQueries', 'neighbors', 'batchSize', 'epochs', 'maxValidation', 'threads'] as const) posInt(o[k], k, 1);
     for (const k of ['neighborNprobe', 'neighborKFactor', 'neighborPool', 'seed', 'probeEpochs', 'probeTargetNeighbors', 'probeCoverageNprobe'] as const) nonNegInt(o[k], k);
+    if (typeof o.scaleLearningRates !== 'boolean' && o.scaleLearningRates !== 'both' && o.scaleLearningRates !== 'auto')
+      throw new RangeError("scaleLearningRates must be true, false, 'both' or 'auto'");
     const positives = (v: unknown) => Array.isArray(v) && v.every((x) => typeof x === 'number' && x > 0 && Number.isFinite(x));
     if (!positives(o.probeTemperatureScales) || o.probeTemperatureScales.length === 0) throw new RangeError('probeTemperatureScales must be a non-empty array of positive numbers');
     if (!positives(o.probeLearningRates)) throw new RangeError('probeLearningRates must be an array of positive numbers');

@@ -1,4 +1,8 @@
-// `npm run bench:learn [-- --dataset NAME]... [--repeat N] [--mixed-seconds S] [--mixed-dataset NAME] [--quick] [--out DIR]`
+// `npm run bench:learn [-- --dataset NAME]... [--repeat N] [--mixed-seconds S] [--mixed-dataset NAME] [--quick] [--out DIR]
+//   [--reduced-dim N] [--nlist N] [--baseline] [--no-hakes] [--nprobes a,b,..] [--kfactors a,b,..] [--h2h-rounds N]`
+// --reduced-dim/--nlist build the index with those options (files get a -dr<N>/-nl<N> suffix); --baseline also builds an
+// index with the default options and times its untrained params in the same rounds (and head to head against the
+// learned picks), so a non-default index can be compared with what users get today.
 // Issue 7's benchmark: on one index per dataset, recall@10 vs QPS with the untrained (insert-time) search
 // parameters and with HAKES-learned ones, in the same run, measured interleaved (each grid point timed
 // with both parameter sets back to back, swapped atomically with setSearchParams/resetSearchParams);
@@ -26,9 +30,18 @@ interface Args {
   mixedDataset: string | null;
   quick: boolean;
   out: string;
+  reducedDim: number | undefined;
+  nlist: number | undefined;
+  baseline: boolean;
+  hakes: boolean;
+  nprobes: number[] | undefined;
+  kfactors: number[] | undefined;
+  h2hRounds: number;
 }
 
-const USAGE = 'usage: npm run bench:learn -- [--dataset NAME]... [--repeat N] [--mixed-seconds S] [--mixed-dataset NAME] [--quick] [--out DIR]';
+const USAGE =
+  'usage: npm run bench:learn -- [--dataset NAME]... [--repeat N] [--mixed-seconds S] [--mixed-dataset NAME] [--quick] [--out DIR] ' +
+  '[--reduced-dim N] [--nlist N] [--baseline] [--no-hakes] [--nprobes a,b,..] [--kfactors a,b,..] [--h2h-rounds N]';
 
 function parseArgsOrExit(argv: string[]): Args {
   const { values: v } = parseArgs({
@@ -39,6 +52,13 @@ function parseArgsOrExit(argv: string[]): Args {
       'mixed-seconds': { type: 'string', default: '6' },
       'mixed-dataset': { type: 'string' },
       quick: { type: 'boolean', default: false },
+      'reduced-dim': { type: 'string' },
+      nlist: { type: 'string' },
+      baseline: { type: 'boolean', default: false },
+      'no-hakes': { type: 'boolean', default: false },
+      nprobes: { type: 'string' },
+      kfactors: { type: 'string' },
+      'h2h-rounds': { type: 'string', default: '21' },
       out: { type: 'string', default: path.join(repoRoot, 'bench', 'results') },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -53,6 +73,8 @@ function parseArgsOrExit(argv: string[]): Args {
     return n;
   };
   // The high-dimensional sets in ../shared/data (glove-100 is 100-d: its default reducedDim keeps every dimension).
+  const list = (x: string | undefined, name: string) => (x === undefined ? undefined : x.split(',').map((e) => Math.round(num(e, name))));
+  const opt = (x: string | undefined, name: string) => (x === undefined ? undefined : Math.round(num(x, name)));
   const datasets = v.dataset!.length ? v.dataset! : ['wordnet-use-512', 'fashion-mnist-784'];
   return {
     datasets,
@@ -61,6 +83,13 @@ function parseArgsOrExit(argv: string[]): Args {
     mixedDataset: v['mixed-dataset'] ?? datasets[0],
     quick: v.quick!,
     out: path.resolve(v.out!),
+    reducedDim: opt(v['reduced-dim'], 'reduced-dim'),
+    nlist: opt(v.nlist, 'nlist'),
+    baseline: v.baseline!,
+    hakes: !v['no-hakes'],
+    nprobes: list(v.nprobes, 'nprobes'),
+    kfactors: list(v.kfactors, 'kfactors'),
+    h2hRounds: Math.max(1, Math.round(num(v['h2h-rounds']!, 'h2h-rounds'))),
   };
 }
 
@@ -110,7 +139,12 @@ function pass(idx: VectorIndex, ds: Dataset, from: number, to: number, nprobe: n
   return ((to - from) / Math.max(cpuMs > 0 ? cpuMs : wall, 1e-3)) * 1000;
 }
 
-function grid(nlist: number, quick: boolean): { nprobe: number; kFactor: number }[] {
+function grid(nlist: number, quick: boolean, nprobes?: number[], kfactors?: number[]): { nprobe: number; kFactor: number }[] {
+  if (nprobes || kfactors) {
+    const nps = (nprobes ?? [2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 64, 96, 128]).filter((n) => n <= nlist);
+    const kfs = kfactors ?? [3, 4, 5, 6, 7, 8, 9, 10, 12, 14, 16, 20];
+    return nps.flatMap((nprobe) => kfs.map((kFactor) => ({ nprobe, kFactor })));
+  }
   // Denser around the recall-0.99 region (nprobe 24-64, kFactor 6-14 on wordnet-use-512); kFactor 2
   // never reached 0.95 in earlier runs; nprobe from nlist/64 (small indexes saturate at a few lists).
   const nps = (quick ? [8, 16, 32, 64] : [2, 3, 4, 6, 8, 12, 16, 24, 32, 40, 48, 64, 96, 128]).filter((n) => n <= nlist && (quick || n >= nlist / 64));
@@ -125,19 +159,27 @@ function grid(nlist: number, quick: boolean): { nprobe: number; kFactor: number 
  * a point's QPS is the median of its rounds and every round is kept, so ratios can be taken round by
  * round (the variants of one round ran back to back, under the same load).
  */
-function sweep(idx: VectorIndex, ds: Dataset, variants: { name: string; params: FilterParams | null }[], repeat: number, quick: boolean): Point[][] {
+interface Variant {
+  name: string;
+  /** The index this variant searches (the default-options baseline is a second index). */
+  idx: VectorIndex;
+  params: FilterParams | null;
+}
+
+function sweep(ds: Dataset, variants: Variant[], repeat: number, g0: { nprobe: number; kFactor: number }[]): Point[][] {
   const gt = ds.groundTruth[metricOf(ds)]!;
   const half = Math.floor(ds.nq / 2);
   const res = new Int32Array(ds.nq * K);
   const out: Point[][] = variants.map(() => []);
-  const use = (v: (typeof variants)[number]) => (v.params ? idx.setSearchParams(v.params) : idx.resetSearchParams());
-  for (const g of grid(idx.stats().nlist, quick)) {
+  const use = (v: Variant) => (v.params ? v.idx.setSearchParams(v.params) : v.idx.resetSearchParams());
+  for (const g of g0) {
     const runs = variants.map(() => ({ tune: [] as number[], eval: [] as number[] }));
     const recalls = variants.map(() => ({ tune: 0, eval: 0 }));
     for (let r = 0; r < repeat; r++) {
       for (let j = 0; j < variants.length; j++) {
         const vi = (j + r) % variants.length;
         use(variants[vi]);
+        const idx = variants[vi].idx;
         for (let i = 0; i < 30; i++) idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k: K, ...g }); // warm
         runs[vi].tune.push(pass(idx, ds, 0, half, g.nprobe, g.kFactor, res));
         runs[vi].eval.push(pass(idx, ds, half, ds.nq, g.nprobe, g.kFactor, res));
@@ -157,33 +199,65 @@ function sweep(idx: VectorIndex, ds: Dataset, variants: { name: string; params: 
   return out;
 }
 
-const H2H_ROUNDS = 21;
+let H2H_ROUNDS = 21;
 
 /**
  * The two picked operating points re-timed head to head: H2H_ROUNDS rounds, each timing both (order
  * alternating) on the evaluation half right after each other, so load drift between grid points
  * (minutes apart in the sweep) cannot favour either. Returns the per-round ratios b/a.
  */
-function headToHead(idx: VectorIndex, ds: Dataset, a: { p: Point; params: FilterParams | null }, b: { p: Point; params: FilterParams | null }) {
+function headToHead(ds: Dataset, a: { p: Point; idx: VectorIndex; params: FilterParams | null }, b: { p: Point; idx: VectorIndex; params: FilterParams | null }) {
   const half = Math.floor(ds.nq / 2);
   const res = new Int32Array(ds.nq * K);
   const time = (x: typeof a) => {
+    const idx = x.idx;
     if (x.params) idx.setSearchParams(x.params);
     else idx.resetSearchParams();
     for (let i = 0; i < 30; i++) idx.search(ds.queries.subarray(i * ds.dim, (i + 1) * ds.dim), { k: K, nprobe: x.p.nprobe, kFactor: x.p.kFactor });
     return pass(idx, ds, half, ds.nq, x.p.nprobe, x.p.kFactor, res);
   };
   const ratios: number[] = [];
+  // Seconds per query of every round, so the pooled ratio (total CPU time of a over total CPU time of
+  // b, every round counted) can be given beside the median of the per-round ratios.
+  const ta: number[] = [], tb: number[] = [];
   for (let r = 0; r < H2H_ROUNDS; r++) {
+    let qa: number, qb: number;
     if (r % 2) {
-      const qb = time(b), qa = time(a);
-      ratios.push(qb / qa);
+      qb = time(b);
+      qa = time(a);
     } else {
-      const qa = time(a), qb = time(b);
-      ratios.push(qb / qa);
+      qa = time(a);
+      qb = time(b);
     }
+    ratios.push(qb / qa);
+    ta.push(1 / qa);
+    tb.push(1 / qb);
   }
-  return { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) };
+  const sum = (xs: number[]) => xs.reduce((x, y) => x + y, 0);
+  // Bootstrap over rounds (fixed seed): 5th-95th percentile of the pooled ratio.
+  let seed = 12345;
+  const rnd = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+  const boot: number[] = [];
+  for (let i = 0; i < 2000; i++) {
+    let sa = 0, sb = 0;
+    for (let j = 0; j < ta.length; j++) {
+      const r = Math.floor(rnd() * ta.length);
+      sa += ta[r];
+      sb += tb[r];
+    }
+    boot.push(sa / sb);
+  }
+  boot.sort((x, y) => x - y);
+  return {
+    median: median(ratios),
+    min: Math.min(...ratios),
+    max: Math.max(...ratios),
+    pooled: sum(ta) / sum(tb),
+    pooledLo: boot[Math.floor(0.05 * boot.length)],
+    pooledHi: boot[Math.floor(0.95 * boot.length)],
+    qpsA: ta.length / sum(ta),
+    qpsB: tb.length / sum(tb),
+  };
 }
 
 /** Round-by-round evaluation-half QPS ratios b/a of two points measured in the same sweep: median, min, max. */
@@ -210,6 +284,42 @@ function costMatched(untrained: Point[], learned: Point[]): { untrained: Point[]
   const shared = untrained.map((u, i) => ({ tune: g(u.tune.qps, learned[i].tune.qps), eval: g(u.eval.qps, learned[i].eval.qps) }));
   const withQps = (ps: Point[]) => ps.map((p, i) => ({ ...p, tune: { ...p.tune, qps: shared[i].tune }, eval: { ...p.eval, qps: shared[i].eval } }));
   return { untrained: withQps(untrained), learned: withQps(learned) };
+}
+
+/**
+ * Cost model fitted on every timing of the sweep (all rounds, both halves, every variant given: they
+ * run the same code on an index of one shape): CPU µs per query = a + b·nprobe + c·kFactor, least
+ * squares. It smooths out the load noise of single grid points; the pick for a target is the point
+ * with the lowest modelled cost whose *tuning-half* recall reaches it.
+ */
+function fitCost(sets: Point[][]): { a: number; b: number; c: number } {
+  // Normal equations for 3 unknowns.
+  const M = [[0, 0, 0], [0, 0, 0], [0, 0, 0]], v = [0, 0, 0];
+  for (const ps of sets)
+    for (const p of ps)
+      for (const q of [...p.tune.runs, ...p.eval.runs]) {
+        const x = [1, p.nprobe, p.kFactor], y = 1e6 / q;
+        for (let i = 0; i < 3; i++) {
+          v[i] += x[i] * y;
+          for (let j = 0; j < 3; j++) M[i][j] += x[i] * x[j];
+        }
+      }
+  // Gaussian elimination.
+  for (let i = 0; i < 3; i++)
+    for (let r = i + 1; r < 3; r++) {
+      const f = M[r][i] / M[i][i];
+      for (let j = i; j < 3; j++) M[r][j] -= f * M[i][j];
+      v[r] -= f * v[i];
+    }
+  const c = v[2] / M[2][2], b = (v[1] - M[1][2] * c) / M[1][1], a = (v[0] - M[0][1] * b - M[0][2] * c) / M[0][0];
+  return { a, b, c };
+}
+
+function pickModelled(points: Point[], target: number, m: { a: number; b: number; c: number }): Point | null {
+  const cost = (p: Point) => m.a + m.b * p.nprobe + m.c * p.kFactor;
+  let best: Point | null = null;
+  for (const p of points) if (p.tune.recall >= target && (!best || cost(p) < cost(best))) best = p;
+  return best;
 }
 
 /** QPS interpolated at exactly `target` on the evaluation half's Pareto frontier (null when not reached). */
@@ -274,6 +384,8 @@ function fmt(n: number, d = 0): string {
 
 async function main() {
   const args = parseArgsOrExit(process.argv.slice(2));
+  H2H_ROUNDS = args.h2hRounds;
+  const suffix = (args.reducedDim ? `-dr${args.reducedDim}` : '') + (args.nlist ? `-nl${args.nlist}` : '');
   mkdirSync(args.out, { recursive: true });
   const git = execSync('git rev-parse --short HEAD', { cwd: repoRoot }).toString().trim();
   const cmd = `npm run bench:learn -- ${process.argv.slice(2).join(' ')}`.trim();
@@ -283,13 +395,21 @@ async function main() {
     const ds = loadDataset(name);
     const metric = metricOf(ds);
     console.log(`${name}: n=${ds.n} d=${ds.dim} ${metric}, ${ds.nq} queries`);
-    const idx = new VectorIndex({ dim: ds.dim, metric });
+    const idx = new VectorIndex({ dim: ds.dim, metric, ...(args.reducedDim ? { reducedDim: args.reducedDim } : {}), ...(args.nlist ? { nlist: args.nlist } : {}) });
     let t = performance.now();
     await idx.train(ds.base);
     await idx.add(new BigInt64Array(ds.n).map((_, i) => BigInt(i)), ds.base);
     const buildS = (performance.now() - t) / 1000;
     const st = idx.stats();
     console.log(`built in ${buildS.toFixed(1)} s: nlist ${st.nlist}, reducedDim ${st.reducedDim}`);
+    // The default-options index (what users get today), untrained, as the absolute reference.
+    let base: VectorIndex | null = null;
+    if (args.baseline) {
+      base = new VectorIndex({ dim: ds.dim, metric });
+      await base.train(ds.base);
+      await base.add(new BigInt64Array(ds.n).map((_, i) => BigInt(i)), ds.base);
+      console.log(`baseline (default options) built: nlist ${base.stats().nlist}, reducedDim ${base.stats().reducedDim}`);
+    }
 
     // Training: time and memory (RSS sampled every 50 ms while it runs; the report's working set).
     global.gc?.();
@@ -310,25 +430,46 @@ async function main() {
     const learntParams = idx.getParams('search')!;
     // HAKES exactly (no learned probe, learnProbe: false) for comparison, on the same index.
     t = performance.now();
-    const hakesRep = await idx.learn({ threads: 2, install: 'always', learnProbe: false });
+    const hakesRep = args.hakes ? await idx.learn({ threads: 2, install: 'always', learnProbe: false }) : null;
     const hakesS = (performance.now() - t) / 1000;
-    const hakesParams = idx.getParams('search')!;
+    const hakesParams = args.hakes ? idx.getParams('search')! : null;
 
-    const [untrained, learned, hakes] = sweep(idx, ds, [{ name: 'untrained', params: null }, { name: 'learned', params: learntParams }, { name: 'hakes', params: hakesParams }], args.repeat, args.quick);
-    const h2h = (u: Point | null, l: Point | null, params: FilterParams) => (u && l ? headToHead(idx, ds, { p: u, params: null }, { p: l, params }) : null);
+    const variants: Variant[] = [{ name: 'untrained', idx, params: null }, { name: 'learned', idx, params: learntParams }];
+    if (hakesParams) variants.push({ name: 'hakes', idx, params: hakesParams });
+    if (base) variants.push({ name: 'baseline', idx: base, params: null });
+    const swept = sweep(ds, variants, args.repeat, grid(st.nlist, args.quick, args.nprobes, args.kfactors));
+    const [untrained, learned] = swept;
+    const hakes = hakesParams ? swept[2] : null;
+    const baseline = base ? swept[variants.length - 1] : null;
+    const h2h = (u: Point | null, l: Point | null, params: FilterParams, uIdx: VectorIndex = idx) => (u && l ? headToHead(ds, { p: u, idx: uIdx, params: null }, { p: l, idx, params }) : null);
     const h2hLearned = TARGETS.map((target) => h2h(pick(untrained, target), pick(learned, target), learntParams));
-    const h2hHakes = TARGETS.map((target) => h2h(pick(untrained, target), pick(hakes, target), hakesParams));
+    const h2hHakes = TARGETS.map((target) => (hakes && hakesParams ? h2h(pick(untrained, target), pick(hakes, target), hakesParams) : null));
+    const h2hBaseline = TARGETS.map((target) => (baseline && base ? h2h(pick(baseline, target), pick(learned, target), learntParams, base) : null));
     idx.setSearchParams(learntParams);
-    const hakesRows = TARGETS.map((target, i) => ({ target, u: pick(untrained, target), l: pick(hakes, target), fu: frontierQps(untrained, target), fl: frontierQps(hakes, target), h: h2hHakes[i] }));
+    const hakesRows = hakes ? TARGETS.map((target, i) => ({ target, u: pick(untrained, target), l: pick(hakes, target), fu: frontierQps(untrained, target), fl: frontierQps(hakes, target), h: h2hHakes[i] })) : [];
+    const baseRows = baseline ? TARGETS.map((target, i) => ({ target, u: pick(baseline, target), l: pick(learned, target), fu: frontierQps(baseline, target), fl: frontierQps(learned, target), h: h2hBaseline[i] })) : [];
     const rows = TARGETS.map((target) => {
       const u = pick(untrained, target), l = pick(learned, target);
       const fu = frontierQps(untrained, target), fl = frontierQps(learned, target);
       return { target, u, l, fu, fl, h: h2hLearned[TARGETS.indexOf(target)] };
     });
     const cm = costMatched(untrained, learned);
+    const model = fitCost([untrained, learned]);
+    // The baseline index has another shape (its own reducedDim), so its own fit, from the same rounds.
+    const baseModel = baseline ? fitCost([baseline]) : null;
+    const modelRows = TARGETS.map((target) => {
+      const u = pickModelled(untrained, target, model), l = pickModelled(learned, target, model);
+      const cost = (p: Point) => model.a + model.b * p.nprobe + model.c * p.kFactor;
+      const b = baseline && baseModel ? pickModelled(baseline, target, baseModel) : null;
+      const cb = b && baseModel ? baseModel.a + baseModel.b * b.nprobe + baseModel.c * b.kFactor : null;
+      // The model's picks re-timed head to head like the QPS picks (same rounds, same pooling).
+      const h = h2h(u, l, learntParams);
+      const hb = base && b ? h2h(b, l, learntParams, base) : null;
+      return { target, u, l, b, ratio: u && l ? cost(u) / cost(l) : null, cu: u ? cost(u) : null, cl: l ? cost(l) : null, cb, h, hb };
+    });
     const cmRows = TARGETS.map((target) => ({ target, u: pick(cm.untrained, target), l: pick(cm.learned, target) }));
     const load1 = os.loadavg();
-    const json = { costMatched: cmRows, dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, hakesOnly: { seconds: hakesS, report: hakesRep }, headToHead: { rounds: H2H_ROUNDS, learned: h2hLearned, hakes: h2hHakes }, untrained, learned, hakes };
+    const json = { costModel: { ...model, baseline: baseModel, rows: modelRows.map((r) => ({ target: r.target, untrained: r.u && { nprobe: r.u.nprobe, kFactor: r.u.kFactor }, learned: r.l && { nprobe: r.l.nprobe, kFactor: r.l.kFactor }, baseline: r.b && { nprobe: r.b.nprobe, kFactor: r.b.kFactor }, ratio: r.ratio, headToHead: r.h, headToHeadBaseline: r.hb })) }, costMatched: cmRows, dataset: name, n: ds.n, dim: ds.dim, metric, git, command: cmd, started: started.toISOString(), loadavg: { start: load0, end: load1 }, build: { seconds: buildS, stats: st }, learn: { seconds: learnS, report: rep, rssBeforeMiB: rss0 / 2 ** 20, rssPeakMiB: peak / 2 ** 20, log }, hakesOnly: { seconds: hakesS, report: hakesRep }, headToHead: { rounds: H2H_ROUNDS, learned: h2hLearned, hakes: h2hHakes, baseline: h2hBaseline }, untrained, learned, hakes, baseline, baselineStats: base?.stats() ?? null };
 
     let mixedMd = '';
     if (name === args.mixedDataset && args.mixedSeconds > 0) {
@@ -353,7 +494,7 @@ async function main() {
           `With 10% of operations being inserts, at most 0.9× of the operations are searches, so a ratio near 0.9 means inserts cost about as much as searches.`,
         '',
       ].join('\n');
-      writeFileSync(path.join(args.out, `learn-mixed-${name}.md`), mixedMd);
+      writeFileSync(path.join(args.out, `learn-mixed-${name}${suffix}.md`), mixedMd);
     }
 
     const pt = (p: Point | null) => (p ? `${fmt(p.eval.qps)} [${p.eval.recall.toFixed(3)}, nprobe=${p.nprobe} kFactor=${p.kFactor}]` : '— (not reached)');
@@ -362,7 +503,8 @@ async function main() {
       const p = pairedRatio(u, l);
       return `${p.median.toFixed(2)}× [${p.min.toFixed(2)}–${p.max.toFixed(2)}]`;
     };
-    const hh = (h: ReturnType<typeof headToHead> | null) => (h ? `${h.median.toFixed(2)}× [${h.min.toFixed(2)}–${h.max.toFixed(2)}]` : '—');
+    const hh = (h: ReturnType<typeof headToHead> | null) =>
+      h ? `${h.median.toFixed(2)}× [${h.min.toFixed(2)}–${h.max.toFixed(2)}]; pooled ${h.pooled.toFixed(2)}× (90% bootstrap ${h.pooledLo.toFixed(2)}–${h.pooledHi.toFixed(2)}; ${fmt(h.qpsA)} → ${fmt(h.qpsB)} QPS)` : '—';
     const ratioAt = (r: (typeof rows)[number]) => (r.u && r.l ? r.l.eval.qps / r.u.eval.qps : null);
     const r99 = rows.find((r) => r.target === 0.99)!;
     const fr = r99.fu && r99.fl ? r99.fl / r99.fu : null;
@@ -372,10 +514,10 @@ async function main() {
       `- Command: \`${cmd}\` (git ${git})`,
       `- Date: ${started.toISOString()}; machine: nproc ${os.cpus().length}, ${os.cpus()[0]?.model ?? ''}, ${fmt(os.totalmem() / 2 ** 30)} GiB RAM; node ${process.version}`,
       `- Load average at start ${load0.map((x) => x.toFixed(2)).join(' ')}, at end ${load1.map((x) => x.toFixed(2)).join(' ')} (2 cores shared with other work: compare the two columns, which were measured interleaved, not absolute numbers across runs).`,
-      `- Data: n = ${fmt(ds.n)}, d = ${ds.dim}, metric ${metric}, k = 10. Index: defaults (nlist ${st.nlist}, reducedDim ${st.reducedDim}, float32 storage), built in ${buildS.toFixed(1)} s.`,
+      `- Data: n = ${fmt(ds.n)}, d = ${ds.dim}, metric ${metric}, k = 10. Index: ${args.reducedDim || args.nlist ? 'options' : 'defaults'} (nlist ${st.nlist}, reducedDim ${st.reducedDim}, ${st.reducedDim / 4} filter bytes/vector, float32 storage), built in ${buildS.toFixed(1)} s.${base ? ` Baseline: a second index with the default options (nlist ${base.stats().nlist}, reducedDim ${base.stats().reducedDim}), untrained, timed in the same rounds.` : ''}`,
       `- Training (\`VectorIndex.learn()\` defaults, 2 threads): ${fmt(rep.trainQueries)} training + ${fmt(rep.validationQueries)} validation queries sampled from the **indexed vectors**, ${rep.neighbors} neighbours each, batch 512, 1 epoch per learning rate, rates {1e-5, 1e-4, 1e-3} → chose ${rep.learningRate} on the validation split (loss ${rep.validationLossBefore.toFixed(4)} → ${rep.validationLossAfter.toFixed(4)}; validation recall@10 at nprobe ${rep.validationNprobe}/kFactor ${rep.validationKFactor}: ${rep.validationRecallBefore.toFixed(4)} → ${rep.validationRecallAfter.toFixed(4)}, centroids re-centred: ${rep.recentered ? 'kept' : 'rejected by validation'}; learned probe (extension beyond HAKES, \`learnProbe\`): ${rep.probeLearned ? `kept, validation recall ${rep.validationRecallProbe.toFixed(4)}` : 'rejected by validation'}, validation probe coverage at nprobe ${rep.probeCoverageNprobe} ${rep.probeCoverageBefore.toFixed(4)} → ${rep.probeCoverageAfter.toFixed(4)} (${rep.probeLearningRate ? `temperature ×${rep.probeTemperatureScale}, rate ${rep.probeLearningRate}` : 'no trial improved it'}; trials ${rep.probeSweep.map((p) => `×${p.temperatureScale}/${p.learningRate}: ${p.validationCoverage.toFixed(4)}`).join(', ')}); default install rule would have ${rep.validationRecallAfter >= rep.validationRecallBefore ? 'installed' : 'kept the untrained params'}).`,
       `- Training time **${learnS.toFixed(1)} s** (${(learnS / (ds.n / 1e5)).toFixed(1)} s per 100k vectors; neighbour search ${rep.secondsSamples.toFixed(1)} s, optimisation ${rep.secondsTrain.toFixed(1)} s, re-centring, learned probe and validation ${rep.secondsRecenter.toFixed(1)} s). Memory: working set ${fmt(rep.workingSetBytes / 2 ** 20, 1)} MiB (samples + optimiser state); process RSS ${fmt(rss0 / 2 ** 20)} MiB before, peak ${fmt(peak / 2 ** 20)} MiB during (+${fmt((peak - rss0) / 2 ** 20)} MiB).`,
-      `- Evaluation: the dataset's ${ds.nq} queries, never seen by training. Grid of nprobe × kFactor, each point timed in ${args.repeat} rounds, each round running every parameter set back to back on the same index (order rotating), the median round reported; QPS = queries per CPU-second of one thread (\`search()\` on the JS thread). First ${Math.floor(ds.nq / 2)} queries pick the operating point, the last ${ds.nq - Math.floor(ds.nq / 2)} are reported. The picked points are then re-timed head to head (${H2H_ROUNDS} rounds, both points back to back each round, order alternating): grid points are timed minutes apart, so load drift on the shared machine can make one look cheaper than it is.`,
+      `- Evaluation: the dataset's ${ds.nq} queries, never seen by training. Grid of nprobe × kFactor, each point timed in ${args.repeat} rounds, each round running every parameter set back to back on the same index (order rotating), the median round reported; QPS = queries per CPU-second of one thread (\`search()\` on the JS thread). First ${Math.floor(ds.nq / 2)} queries pick the operating point, the last ${ds.nq - Math.floor(ds.nq / 2)} are reported. The picked points are then re-timed head to head (${H2H_ROUNDS} rounds, both points back to back each round, order alternating): grid points are timed minutes apart, so load drift on the shared machine can make one look cheaper than it is. Head to head gives the median and range of the per-round ratios and the pooled ratio (total CPU time over all rounds, every round counted) with a 90% bootstrap interval over rounds.`,
       '',
       '## Recall@10 targets',
       '',
@@ -386,11 +528,34 @@ async function main() {
         return `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${q === null ? '—' : q.toFixed(2) + '×'} | ${spread(r.u, r.l)} | ${hh(r.h)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`;
       }),
       '',
-      `### HAKES exactly (\`learnProbe: false\`: transform + codebooks, centroids re-centred or kept by validation; learned in ${hakesS.toFixed(1)} s, validation recall ${hakesRep.validationRecallBefore.toFixed(4)} → ${hakesRep.validationRecallAfter.toFixed(4)})`,
+      ...(hakesRep
+        ? [
+            `### HAKES exactly (\`learnProbe: false\`: transform + codebooks, centroids re-centred or kept by validation; learned in ${hakesS.toFixed(1)} s, validation recall ${hakesRep.validationRecallBefore.toFixed(4)} → ${hakesRep.validationRecallAfter.toFixed(4)})`,
+            '',
+            '| target | untrained: QPS [recall, params] | HAKES-only: QPS [recall, params] | HAKES-only / untrained | per sweep round: median [min–max] | head to head: median [min–max] | frontier QPS at target |',
+            '|---|---|---|---|---|---|---|',
+            ...hakesRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} | ${spread(r.u, r.l)} | ${hh(r.h)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`),
+            '',
+          ]
+        : []),
+      ...(base
+        ? [
+            `### Learned on this index against the default-options index untrained (nlist ${base.stats().nlist}, reducedDim ${base.stats().reducedDim}; what users get today)`,
+            '',
+            '| target | default index untrained: QPS [recall, params] | this index learned: QPS [recall, params] | learned / default | per sweep round: median [min–max] | head to head: median [min–max] | frontier QPS at target |',
+            '|---|---|---|---|---|---|---|',
+            ...baseRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} | ${spread(r.u, r.l)} | ${hh(r.h)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`),
+            '',
+          ]
+        : []),
+      `### Cost model (CPU µs per query fitted on every timing of the untrained and learned sweeps: ${model.a.toFixed(1)} + ${model.b.toFixed(2)}·nprobe + ${model.c.toFixed(2)}·kFactor; picks on the tuning half by modelled cost, recall shown for the evaluation half)`,
       '',
-      '| target | untrained: QPS [recall, params] | HAKES-only: QPS [recall, params] | HAKES-only / untrained | per sweep round: median [min–max] | head to head: median [min–max] | frontier QPS at target |',
-      '|---|---|---|---|---|---|---|',
-      ...hakesRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} | ${spread(r.u, r.l)} | ${hh(r.h)} | ${r.fu === null ? '—' : fmt(r.fu)} → ${r.fl === null ? '—' : fmt(r.fl)}${r.fu && r.fl ? ` (${(r.fl / r.fu).toFixed(2)}×)` : ''} |`),
+      `| target | untrained: modelled µs [recall, params] | learned: modelled µs [recall, params] | modelled learned / untrained QPS | these picks head to head, ${H2H_ROUNDS} rounds |${baseModel ? ' default index untrained (own fit ' + baseModel.a.toFixed(1) + ' + ' + baseModel.b.toFixed(2) + '·nprobe + ' + baseModel.c.toFixed(2) + '·kFactor): modelled µs [recall, params] | learned here / default index, head to head |' : ''}`,
+      `|---|---|---|---|---|${baseModel ? '---|---|' : ''}`,
+      ...modelRows.map((r) => {
+        const c = (p: Point | null, x: number | null) => (p && x !== null ? `${x.toFixed(1)} [${p.eval.recall.toFixed(3)}, nprobe=${p.nprobe} kFactor=${p.kFactor}]` : '— (not reached)');
+        return `| ${r.target} | ${c(r.u, r.cu)} | ${c(r.l, r.cl)} | ${r.ratio === null ? '—' : r.ratio.toFixed(2) + '×'} | ${hh(r.h)} |${baseModel ? ` ${c(r.b, r.cb)} | ${hh(r.hb)} |` : ''}`;
+      }),
       '',
       '### Cost-matched (same QPS for a grid point with either parameter set: the geometric mean of its two measurements)',
       '',
@@ -398,13 +563,13 @@ async function main() {
       '|---|---|---|---|',
       ...cmRows.map((r) => `| ${r.target} | ${pt(r.u)} | ${pt(r.l)} | ${r.u && r.l ? (r.l.eval.qps / r.u.eval.qps).toFixed(2) + '×' : '—'} |`),
       '',
-      `Goal: ≥ 1.15× QPS at recall@10 = 0.99 — ${ratioAt(r99) === null ? 'not measurable (0.99 not reached)' : ratioAt(r99)! >= 1.15 ? `met (${ratioAt(r99)!.toFixed(2)}×)` : `not met (${ratioAt(r99)!.toFixed(2)}× at the picked operating points${fr ? `, ${fr.toFixed(2)}× on the interpolated frontier` : ''})`}${r99.h ? `; the picked points head to head: ${hh(r99.h)}` : ''}. Training goal: < 120 s per 100k vectors on 2 cores — ${learnS / (ds.n / 1e5) < 120 ? 'met' : 'not met'}.`,
+      `Goal: ≥ 1.15× QPS at recall@10 = 0.99 — ${ratioAt(r99) === null ? 'not measurable (0.99 not reached)' : ratioAt(r99)! >= 1.15 ? `met (${ratioAt(r99)!.toFixed(2)}×)` : `not met (${ratioAt(r99)!.toFixed(2)}× at the picked operating points${fr ? `, ${fr.toFixed(2)}× on the interpolated frontier` : ''})`}${r99.h ? `; the picked points head to head: ${hh(r99.h)}` : ''}. ${modelRows[2].h ? `Picked by the cost model, head to head: ${hh(modelRows[2].h)}. ` : ''}Training goal: < 120 s per 100k vectors on 2 cores — ${learnS / (ds.n / 1e5) < 120 ? 'met' : 'not met'}.`,
       '',
       '## Sweep (evaluation half)',
       '',
-      '| nprobe | kFactor | untrained recall | untrained QPS | learned recall | learned QPS | HAKES-only recall | HAKES-only QPS |',
-      '|---|---|---|---|---|---|---|---|',
-      ...untrained.map((u, i) => `| ${u.nprobe} | ${u.kFactor} | ${u.eval.recall.toFixed(4)} | ${fmt(u.eval.qps)} | ${learned[i].eval.recall.toFixed(4)} | ${fmt(learned[i].eval.qps)} | ${hakes[i].eval.recall.toFixed(4)} | ${fmt(hakes[i].eval.qps)} |`),
+      `| nprobe | kFactor | untrained recall | untrained QPS | learned recall | learned QPS |${hakes ? ' HAKES-only recall | HAKES-only QPS |' : ''}${baseline ? ' default index recall | default index QPS |' : ''}`,
+      `|---|---|---|---|---|---|${hakes ? '---|---|' : ''}${baseline ? '---|---|' : ''}`,
+      ...untrained.map((u, i) => `| ${u.nprobe} | ${u.kFactor} | ${u.eval.recall.toFixed(4)} | ${fmt(u.eval.qps)} | ${learned[i].eval.recall.toFixed(4)} | ${fmt(learned[i].eval.qps)} |${hakes ? ` ${hakes[i].eval.recall.toFixed(4)} | ${fmt(hakes[i].eval.qps)} |` : ''}${baseline ? ` ${baseline[i].eval.recall.toFixed(4)} | ${fmt(baseline[i].eval.qps)} |` : ''}`),
       '',
       '## Training log',
       '',
@@ -413,8 +578,8 @@ async function main() {
       '```',
       '',
     ].join('\n');
-    writeFileSync(path.join(args.out, `learn-${name}.md`), md);
-    writeFileSync(path.join(args.out, `learn-${name}.json`), JSON.stringify(json, null, 1));
+    writeFileSync(path.join(args.out, `learn-${name}${suffix}.md`), md);
+    writeFileSync(path.join(args.out, `learn-${name}${suffix}.json`), JSON.stringify(json, null, 1));
     console.log(md.split('\n').slice(0, 20).join('\n'));
     if (mixedMd) console.log(mixedMd);
   }

@@ -101,6 +101,9 @@ describe('learned search parameters', () => {
       expect(rep.trainQueries + rep.validationQueries).toBeGreaterThan(2900);
       expect(rep.validationQueries).toBe(300);
       expect(rep.sweep.map((s) => s.learningRate)).toEqual([1e-4, 1e-3]);
+      // scaleLearningRates 'auto': one way for every rate, scaled only when the codebooks' units differ from the transform's.
+      const scaled = rep.codebookLrScale !== 1;
+      expect(rep.sweep.map((s) => s.scaled)).toEqual([scaled, scaled]);
       expect(rep.learningRate).toBeGreaterThan(0);
       expect(rep.validationLossAfter).toBeLessThan(rep.validationLossBefore * 0.995);
       expect(Math.min(...rep.sweep.map((s) => s.validationLoss))).toBe(rep.validationLossAfter);
@@ -247,6 +250,39 @@ describe('learned search parameters', () => {
     for (const id of res.ids) expect(id >= 1500n && id < BigInt(n)).toBe(true);
   });
 
+  it('scales the codebooks\' rate to the data\'s units, so data in large units (raw pixels) is learnt too', async () => {
+    // The same data ×1000: the codebooks are in the data's units (rms in the thousands), the
+    // transform's entries are not. With one absolute rate AdamW cannot move the codebooks measurably.
+    const big = data.map((v) => v * 1000);
+    const idx = new VectorIndex({ dim, metric: 'l2', nlist: 32, reducedDim: 12, seed: 4 });
+    await idx.train(big);
+    await idx.add(seqIds(n), big);
+    const ins = idx.getParams('insert')!;
+    const rms = (a: Float32Array) => Math.sqrt(a.reduce((s, x) => s + x * x, 0) / a.length);
+    const moved = (a: Float32Array, b: Float32Array) => rms(a.map((x, i) => x - b[i])) / rms(b);
+    const opts = { ...quick, learningRates: [1e-3], learnProbe: false, recenter: false, install: 'always' as const };
+    const off = await idx.learn({ ...opts, scaleLearningRates: false });
+    const cbOff = idx.getParams('search')!.codebooks;
+    expect(off.codebookLrScale).toBe(1);
+    // Only the weight decay (lr × 0.01 of the value per step, relative whatever the units) moves them.
+    const movedOff = moved(cbOff, ins.codebooks);
+    expect(movedOff).toBeLessThan(2e-3);
+    const on = await idx.learn({ ...opts, scaleLearningRates: true });
+    expect(on.codebookLrScale).toBeCloseTo(rms(ins.codebooks) / rms(ins.transform), 3);
+    expect(on.codebookLrScale).toBeGreaterThan(100);
+    expect(moved(idx.getParams('search')!.codebooks, ins.codebooks)).toBeGreaterThan(10 * movedOff);
+    expect(on.validationLossAfter).toBeLessThan(off.validationLossAfter);
+    // 'auto' (the default) scales here; 'both' tries both and keeps whichever the validation loss prefers.
+    const auto = await idx.learn(opts);
+    expect(auto.sweep.map((s) => s.scaled)).toEqual([true]);
+    expect(auto.codebookLrScale).toBe(on.codebookLrScale);
+    const both = await idx.learn({ ...opts, scaleLearningRates: 'both' });
+    expect(both.sweep.map((s) => s.scaled)).toEqual([false, true]);
+    const bestScaled = both.sweep.reduce((a, b) => (b.validationLoss < a.validationLoss ? b : a)).scaled;
+    expect(both.codebookLrScale === 1).toBe(!bestScaled);
+    expect(idx.getParams('insert')).toEqual(ins);
+  });
+
   it('rejects bad options and untrained indexes', async () => {
     const raw = new VectorIndex({ dim: 4, metric: 'l2' });
     raw.addSync(seqIds(100), new Float32Array(400).map((_, i) => Math.sin(i)));
@@ -262,6 +298,7 @@ describe('learned search parameters', () => {
     await expect(idx.learn({ probeLearningRates: [0] })).rejects.toThrow(/probeLearningRates/);
     await expect(idx.learn({ probeEpochs: -1 })).rejects.toThrow(/probeEpochs/);
     await expect(idx.learn({ reductionTermWeight: -1 })).rejects.toThrow(/reductionTermWeight/);
+    await expect(idx.learn({ scaleLearningRates: 'yes' as never })).rejects.toThrow(/scaleLearningRates/);
     await expect(idx.learn({ neighbors: n + 5 })).rejects.toThrow(/need more than/);
   });
 });

@@ -553,6 +553,14 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
     if (!o.Get("probeCoverageNprobe").IsUndefined()) c.probe_coverage_nprobe = uint_arg(o.Get("probeCoverageNprobe"), "probeCoverageNprobe", true);
     c.recenter = o.Get("recenter").ToBoolean();
     c.learn_transform = o.Get("learnTransform").ToBoolean();
+    if (!o.Get("scaleLearningRates").IsUndefined()) {
+      auto v = o.Get("scaleLearningRates");
+      const std::string sv = v.IsString() ? v.As<Napi::String>().Utf8Value() : "";
+      c.scale_lr = sv == "both"      ? learn::LearnConfig::SCALE_BOTH
+                   : sv == "auto"    ? learn::LearnConfig::SCALE_AUTO
+                   : v.ToBoolean()   ? learn::LearnConfig::SCALE_ON
+                                     : learn::LearnConfig::SCALE_OFF;
+    }
     c.learn_probe = o.Get("learnProbe").ToBoolean();
     auto inst = o.Get("install");
     c.install = inst.IsString() && inst.As<Napi::String>().Utf8Value() == "always" ? learn::LearnConfig::ALWAYS
@@ -606,6 +614,8 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
           o.Set("steps", double(r.steps));
           o.Set("temperature", r.tau);
           o.Set("learningRate", r.lr);
+          o.Set("codebookLrScale", r.codebook_lr_scale);
+          o.Set("probeLrScale", r.probe_lr_scale);
           o.Set("validationLossBefore", r.val_loss_before);
           o.Set("validationLossAfter", r.val_loss_after);
           auto sw = Napi::Array::New(env, r.sweep.size());
@@ -613,6 +623,7 @@ class NativeIndex : public Napi::ObjectWrap<NativeIndex> {
             auto p = Napi::Object::New(env);
             p.Set("learningRate", r.sweep[i].lr);
             p.Set("validationLoss", r.sweep[i].val_loss);
+            p.Set("scaled", r.sweep[i].scaled);
             sw.Set(uint32_t(i), p);
           }
           o.Set("sweep", sw);

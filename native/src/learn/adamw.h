@@ -12,6 +12,8 @@ class AdamW {
   explicit AdamW(size_t n, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0.01);
   // p -= lr * (m^ / (sqrt(v^) + eps) + wd * p), with bias-corrected moments.
   void step(double* p, const double* g, double lr);
+  // Same with the decay at its own rate: p -= lr * m^ / (sqrt(v^) + eps) + decay_lr * wd * p.
+  void step(double* p, const double* g, double lr, double decay_lr);
   size_t steps() const { return t_; }
 
  private:

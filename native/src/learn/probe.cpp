@@ -245,7 +245,8 @@ std::pair<double, double> learn_probe(const Samples& S, const std::vector<float>
     for (size_t b = 0; b < tr.size(); b += cfg.batch, step++) {
       const size_t B = std::min(cfg.batch, tr.size() - b);
       probe_loss_samples(S, Z, &tr[b], B, nlist, C.data(), g.data(), cfg);
-      opt.step(C.data(), g.data(), warmup_lr(cfg.lr, step, warm));
+      const double lr_t = warmup_lr(cfg.lr, step, warm);
+      opt.step(C.data(), g.data(), lr_t * cfg.lr_scale, lr_t);
     }
   }
   return {before, mean_loss(S, Z, val, nlist, C.data(), cfg)};

@@ -16,6 +16,7 @@ namespace winnow::learn {
 struct ProbeConfig {
   size_t batch = 512, epochs = 1, nthreads = 2;
   double lr = 1e-3, weight_decay = 0.01, warmup_fraction = 0.1;
+  double lr_scale = 1;  // the Adam step is lr * lr_scale (weight decay at lr): LearnConfig::scale_lr
   double tau = 1;       // probe softmax temperature (absolute)
   // 0: cross-entropy over all lists. n > 0: coverage surrogate for nprobe n (each target list must
   // outscore the non-target list that would push it out of the first n; softplus of the difference).

@@ -118,6 +118,23 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
 
   const size_t nA = ins->T.A.size(), nC = ins->codebooks.size();
   std::vector<double> A0(ins->T.A.begin(), ins->T.A.end()), C0(ins->codebooks.begin(), ins->codebooks.end());
+  auto rms = [](const auto& v) {
+    double s = 0;
+    for (double x : v) s += x * x;
+    return v.empty() ? 0.0 : std::sqrt(s / double(v.size()));
+  };
+  const double rmsA = rms(A0);
+  auto rel = [&](double r) { return rmsA > 0 && r > 0 && std::isfinite(r / rmsA) ? r / rmsA : 1.0; };
+  const double cb_scale = rel(rms(C0)), probe_scale = rel(rms(ins->centroids));
+  std::vector<bool> scalings;
+  const bool auto_on = cb_scale < 0.1 || cb_scale > 10;
+  if (cfg.scale_lr == LearnConfig::SCALE_OFF || cfg.scale_lr == LearnConfig::SCALE_BOTH ||
+      (cfg.scale_lr == LearnConfig::SCALE_AUTO && !auto_on))
+    scalings.push_back(false);
+  if (cfg.scale_lr == LearnConfig::SCALE_ON || cfg.scale_lr == LearnConfig::SCALE_BOTH ||
+      (cfg.scale_lr == LearnConfig::SCALE_AUTO && auto_on))
+    scalings.push_back(true);
+  bool chose_scaled = false;
   R.val_loss_before = eval_loss(S, val, A0.data(), C0.data(), cfg.batch, nth);
   if (progress) progress("validate initial", 0, 1, R.val_loss_before);
 
@@ -131,10 +148,15 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
   std::vector<double> A, C, gA(nA), gC(nC);
   std::vector<float> Q, O;
   std::vector<uint32_t> N;
-  for (size_t li = 0; li < cfg.lrs.size(); li++) {
-    const double lr = cfg.lrs[li];
+  const size_t trials = cfg.lrs.size() * scalings.size();
+  for (size_t ti = 0; ti < trials; ti++) {
+    const size_t li = ti % cfg.lrs.size();
+    const bool scaled = scalings[ti / cfg.lrs.size()];
+    const double lr = cfg.lrs[li], cscale = scaled ? cb_scale : 1.0;
     char phase[64];
-    std::snprintf(phase, sizeof phase, "train lr=%g", lr);
+    // Progress names the scaling only when both ways are tried (phase names are part of the SQL notices).
+    const bool tag = scaled && scalings.size() > 1;
+    std::snprintf(phase, sizeof phase, tag ? "train lr=%g scaled" : "train lr=%g", lr);
     A = A0;
     C = C0;
     AdamW optA(nA, 0.9, 0.999, 1e-8, cfg.weight_decay), optC(nC, 0.9, 0.999, 1e-8, cfg.weight_decay);
@@ -149,21 +171,24 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
         double loss = kl_loss(S.shape, A.data(), C.data(), bt, gA.data(), gC.data(), nth);
         const double lr_t = warmup_lr(lr, step, warm);
         if (cfg.learn_transform) optA.step(A.data(), gA.data(), lr_t);
-        optC.step(C.data(), gC.data(), lr_t);
+        optC.step(C.data(), gC.data(), lr_t * cscale, lr_t);
         if (progress && (step % 10 == 0 || step + 1 == steps)) progress(phase, step + 1, steps, loss);
       }
     }
     const double vl = eval_loss(S, val, A.data(), C.data(), cfg.batch, nth);
-    R.sweep.push_back({lr, vl});
-    std::snprintf(phase, sizeof phase, "validate lr=%g", lr);
-    if (progress) progress(phase, li + 1, cfg.lrs.size(), vl);
+    R.sweep.push_back({lr, vl, scaled});
+    std::snprintf(phase, sizeof phase, tag ? "validate lr=%g scaled" : "validate lr=%g", lr);
+    if (progress) progress(phase, ti + 1, trials, vl);
     if (vl < best) {
       best = vl;
       bestA = A;
       bestC = C;
       R.lr = lr;
+      chose_scaled = scaled;
     }
   }
+  R.codebook_lr_scale = chose_scaled ? cb_scale : 1.0;
+  R.probe_lr_scale = chose_scaled ? probe_scale : 1.0;
   R.val_loss_after = best;
   R.steps = steps;
   R.bytes = S.bytes() + (nA + nC) * 8 * 8 /* A0,C0, A,C, best, grads, 2 moments */ +
@@ -221,6 +246,7 @@ LearnReport learn_search_params(VectorIndex& idx, const LearnConfig& cfg, const 
         pc.epochs = cfg.probe_epochs ? cfg.probe_epochs : cfg.epochs;
         pc.nthreads = nth;
         pc.lr = plr;
+        pc.lr_scale = R.probe_lr_scale;
         pc.weight_decay = cfg.weight_decay;
         pc.warmup_fraction = cfg.warmup_fraction;
         pc.seed = cfg.seed;
