@@ -910,13 +910,9 @@ export class DatabaseIndexes {
     if (u[0].gone) {
       const gone = new Set(String(u[0].gone).split(',').map(Number));
       for (const li of [...this.indexes.values()]) if (gone.has(li.meta.relid)) await this.forget(li.meta);
-      if (this.indexes.size === 0) {
-        await this.dropSlotNow();
-        this.setProcessed(lsnToBigInt(upto));
-        return;
-      }
     }
     await this.followColumns((u[0].cols ?? []) as [number, number, string][]);
+    // Tables dropped or indexed columns gone: with no index left, the slot goes too.
     if (this.indexes.size === 0) {
       await this.dropSlotNow();
       this.setProcessed(lsnToBigInt(upto));
@@ -1050,7 +1046,6 @@ export class DatabaseIndexes {
       let pid = 0;
       const progress = (phase: BuildProgress['phase'], done: number) => this.writeProgress(meta, { pid, command: 'TRAIN', progress: { phase, done, total: n }, blocks: 0 }, true);
       let rows = 0;
-      let nlist = 0;
       try {
         pid = (await c.query('SELECT pg_backend_pid() AS p')).rows[0].p;
         progress('scanning table', 0);
@@ -1069,8 +1064,7 @@ export class DatabaseIndexes {
         }
         progress('training', rows);
         // nlist from the table's size, as a fresh build would choose it, not from the sample's.
-        nlist = nlistFor(n, rows);
-        await index.train(sample.subarray(0, rows * meta.dim), undefined, undefined, meta.options.nlist ? undefined : nlist);
+        await index.train(sample.subarray(0, rows * meta.dim), undefined, undefined, meta.options.nlist ? undefined : nlistFor(n, rows));
       } finally {
         this.writeProgress(meta, null, true);
         await c.end().catch(() => {});
