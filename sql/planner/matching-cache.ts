@@ -12,28 +12,37 @@ import type { IncludeStore } from '../../sync/include-store.ts';
 /** Entries per index; the oldest is dropped first. */
 export const MATCHING_CACHE_ENTRIES = 32;
 
+/** An owner's entries (an index's, an INCLUDE store's), most recently used last. */
+function entriesOf<O extends object, V>(all: WeakMap<O, Map<string, V>>, owner: O): Map<string, V> {
+  let cache = all.get(owner);
+  if (!cache) all.set(owner, (cache = new Map()));
+  return cache;
+}
+
+/** Stores `value` as the most recently used entry, dropping the oldest beyond MATCHING_CACHE_ENTRIES. */
+function remember<V>(cache: Map<string, V>, key: string, value: V): void {
+  cache.delete(key);
+  cache.set(key, value);
+  if (cache.size > MATCHING_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+}
+
 const caches = new WeakMap<IncludeStore, Map<string, { version: number; allowed: PreparedFilter }>>();
 
 export const matchingCacheStats = { hits: 0, misses: 0 };
 
 /** store.matching(pred) for the predicate whose canonical text is `key` (the clause as Postgres would evaluate it). */
 export function cachedMatching(store: IncludeStore, key: string, compute: () => BigInt64Array): PreparedFilter {
-  let cache = caches.get(store);
-  if (!cache) caches.set(store, (cache = new Map()));
+  const cache = entriesOf(caches, store);
   const hit = cache.get(key);
   if (hit && hit.version === store.version) {
     matchingCacheStats.hits++;
-    // Most recently used last.
-    cache.delete(key);
-    cache.set(key, hit);
+    remember(cache, key, hit);
     return hit.allowed;
   }
   matchingCacheStats.misses++;
   const version = store.version;
   const allowed = new PreparedFilter(compute());
-  cache.delete(key);
-  cache.set(key, { version, allowed });
-  if (cache.size > MATCHING_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  remember(cache, key, { version, allowed });
   return allowed;
 }
 
@@ -48,20 +57,17 @@ export const preparedIdsStats = { reused: 0, prepared: 0 };
  * lists costs a memcmp; a search with a plain list costs a hash lookup per allowed id.
  */
 export function preparedIds(index: VectorIndex, key: string, ids: BigInt64Array): BigInt64Array | PreparedFilter {
-  let cache = preCaches.get(index);
-  if (!cache) preCaches.set(index, (cache = new Map()));
+  const cache = entriesOf(preCaches, index);
   const hit = cache.get(key);
-  cache.delete(key);
   if (hit && sameIds(hit.ids, ids)) {
     if (!hit.allowed) {
       hit.allowed = new PreparedFilter(ids);
       preparedIdsStats.prepared++;
     } else preparedIdsStats.reused++;
-    cache.set(key, hit);
+    remember(cache, key, hit);
     return hit.allowed;
   }
-  cache.set(key, { ids, allowed: null });
-  if (cache.size > MATCHING_CACHE_ENTRIES) cache.delete(cache.keys().next().value!);
+  remember(cache, key, { ids, allowed: null });
   return ids;
 }
 
