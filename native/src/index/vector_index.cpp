@@ -476,6 +476,29 @@ void VectorIndex::search_on(const Store& st, const Params* sp, const float* q, s
   });
 }
 
+// Fast-scans n codes (blocks of 32, the last one padded) and offers every entry whose code distance
+// is within the candidates' threshold, allowed by f when given, and live to the candidates.
+void VectorIndex::scan_codes(const uint8_t* codes, const uint32_t* ids, size_t n, size_t m, const uint8_t* lut,
+                             const IdFilter* f, std::vector<uint16_t>& acc, std::vector<uint32_t>& masks,
+                             Reservoir& cand, const VectorStore& vs) const {
+  if (n == 0) return;
+  const size_t nb = (n + 31) / 32;
+  if (acc.size() < nb * 32) acc.resize(nb * 32);
+  if (masks.size() < nb) masks.resize(nb);
+  active_kernels().fastscan_mask(codes, nb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)), acc.data(),
+                                 masks.data());
+  for (size_t b = 0; b < nb; b++) {
+    uint32_t mask = masks[b];
+    if (b == nb - 1 && (n & 31)) mask &= (uint32_t(1) << (n & 31)) - 1;  // padding slots
+    for (; mask; mask &= mask - 1) {
+      const size_t i = b * 32 + size_t(__builtin_ctz(mask));
+      const uint32_t a = acc[i], id = ids[i];
+      if (a > cand.threshold() || (f && !f->allows(id)) || vs.dead(id)) continue;
+      cand.push(a, id);
+    }
+  }
+}
+
 // One list's filtered scan with a prepared filter. Its compact copy of the list's allowed entries
 // (IdFilter::compact), when it has one, is scanned whole and stands for the blocks the masks describe;
 // otherwise only runs of blocks holding an allowed entry go through the fast-scan kernel (the
@@ -491,22 +514,7 @@ void VectorIndex::scan_allowed(const InvList& L, const IdFilter& f, size_t list,
   size_t first = 0;
   if (f.compact) {
     const std::vector<uint32_t>& cids = f.compact->ids[list];
-    const size_t cn = cids.size(), cnb = (cn + 31) / 32;
-    if (acc.size() < cnb * 32) acc.resize(cnb * 32);
-    if (masks.size() < cnb) masks.resize(cnb);
-    if (cn)
-      K.fastscan_mask(f.compact->codes[list].data(), cnb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)),
-                      acc.data(), masks.data());
-    for (size_t b = 0; b < cnb; b++) {
-      uint32_t mask = masks[b];
-      if (b == cnb - 1 && (cn & 31)) mask &= (uint32_t(1) << (cn & 31)) - 1;  // padding slots
-      for (; mask; mask &= mask - 1) {
-        const size_t i = b * 32 + size_t(__builtin_ctz(mask));
-        const uint32_t a = acc[i];
-        if (a > cand.threshold() || vs.dead(cids[i])) continue;
-        cand.push(a, cids[i]);
-      }
-    }
+    scan_codes(f.compact->codes[list].data(), cids.data(), cids.size(), m, lut, nullptr, acc, masks, cand, vs);
     first = bm.size();
   }
   allow.resize(nb);
@@ -612,26 +620,10 @@ void VectorIndex::search_one(const Store& s, const Params* sp, const float* q, c
     const size_t nb = (n + 31) / 32;
     acc.resize(nb * 32);
     masks.resize(nb);
-    const uint32_t* ids = L.ids.data();
-    if (f && f->block_masks.size() == nlist) {
+    if (f && f->block_masks.size() == nlist)
       scan_allowed(L, *f, coarse[pi].id, m, lut, acc, masks, allow, cand, vs);
-      continue;
-    }
-    K.fastscan_mask(L.codes.data(), nb, m, lut, uint16_t(std::min<uint32_t>(cand.threshold(), 65535)), acc.data(),
-                    masks.data());
-    for (size_t b = 0; b < nb; b++) {
-      uint32_t mask = masks[b];
-      if (b == nb - 1 && (n & 31)) mask &= (uint32_t(1) << (n & 31)) - 1;  // padding slots
-      for (; mask; mask &= mask - 1) {
-        size_t i = b * 32 + size_t(__builtin_ctz(mask));
-        uint32_t a = acc[i];
-        if (a > cand.threshold()) continue;
-        uint32_t id = ids[i];
-        if (f && !f->allows(id)) continue;
-        if (vs.dead(id)) continue;
-        cand.push(a, id);
-      }
-    }
+    else
+      scan_codes(L.codes.data(), L.ids.data(), n, m, lut, f, acc, masks, cand, vs);
   }
   mark(3);
   // Refine on full vectors; rows are random reads, so prefetch a few candidates ahead.

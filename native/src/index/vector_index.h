@@ -105,6 +105,8 @@ class VectorIndex {
                  float* out_dist) const;
   void search_one(const Store& s, const Params* sp, const float* q, const SearchParamsIn& p, const IdFilter* f,
                   int64_t* out_ids, float* out_dist) const;
+  void scan_codes(const uint8_t* codes, const uint32_t* ids, size_t n, size_t m, const uint8_t* lut, const IdFilter* f,
+                  std::vector<uint16_t>& acc, std::vector<uint32_t>& masks, Reservoir& cand, const VectorStore& vs) const;
   void scan_allowed(const InvList& L, const IdFilter& f, size_t list, size_t m, const uint8_t* lut,
                     std::vector<uint16_t>& acc, std::vector<uint32_t>& masks, std::vector<uint32_t>& allow,
                     Reservoir& cand, const VectorStore& vs) const;
