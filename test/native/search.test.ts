@@ -158,6 +158,8 @@ describe('mutations', () => {
       phases.add(phase);
       expect(done).toBeLessThanOrEqual(total);
     });
+    // Progress reaches JS through its own async queue, which may be drained after the promise settles.
+    for (let i = 0; i < 100 && !(phases.has('ivf') && phases.has('encode')); i++) await new Promise((r) => setTimeout(r, 10));
     expect(phases.has('ivf')).toBe(true);
     expect(phases.has('encode')).toBe(true);
     await idx.add(seqIds(n - 500, 500), data.subarray(500 * dim));
